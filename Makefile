@@ -1,0 +1,42 @@
+# The two set-up commands of the README: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+EMULATOR_PORT ?= 8765
+
+# Tests run against real Postgres and Redis (see .ci/run for starting them).
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/realtime
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: run test lint typecheck pytest bench install
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+## make run: the whole app (web, worker, beat, emulator) on http://127.0.0.1:$(PORT)
+run: install
+	PORT=$(PORT) EMULATOR_PORT=$(EMULATOR_PORT) $(PY) -m config.devserver
+
+## make test: lint, types and the whole test suite
+test: install lint typecheck pytest
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+typecheck: install
+	$(PY) -m mypy .
+
+pytest: install
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) bench/emulator.py
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) bench/sideband.py --calls 1000

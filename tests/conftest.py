@@ -1,0 +1,36 @@
+"""Fixtures shared by the whole suite.
+
+The upstream in tests is the project's emulator (realtime_emulator/) running as a real
+process on a free port; nothing in the upstream path is patched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from pytest_django.fixtures import SettingsWrapper
+
+    from realtime_emulator.testing import EmulatorServer
+
+
+@pytest.fixture(scope="session")
+def emulator_server() -> Iterator[EmulatorServer]:
+    """One emulator process for the whole run; tests reset its knobs (see `upstream`)."""
+    from realtime_emulator.testing import EmulatorServer
+
+    with EmulatorServer(extra_args=["--pace", "0.005", "--transcription-delay", "0.02"]) as server:
+        yield server
+
+
+@pytest.fixture
+def upstream(emulator_server: EmulatorServer, settings: SettingsWrapper) -> EmulatorServer:
+    """Point the app at the emulator, with its fault knobs cleared."""
+    emulator_server.control("POST", "/_emulator/reset")
+    settings.OPENAI_BASE_URL = emulator_server.api_base
+    settings.OPENAI_BROWSER_BASE_URL = emulator_server.api_base
+    settings.UPSTREAM_API_KEY = emulator_server.api_key
+    return emulator_server
