@@ -1,0 +1,126 @@
+"""Realtime server events -> transcript operations. Pure: no I/O, no Django.
+
+`capture_frame(state, raw)` / `capture_event(state, event)` fold one server event into a
+per-call `CaptureState` and return the operations it implies:
+
+- `TurnUpsert`: the full current record of one conversation item (idempotent; only emitted
+  when the record changed);
+- `TurnDelta`: partial text for the live page, never persisted;
+- `ItemMissing`: an event referenced an item this state has never seen (a gap while the
+  socket was down); the worker asks upstream with `conversation.item.retrieve`, and the
+  `conversation.item.retrieved` answer flows back through `capture_event`;
+- `CallEnded`: a terminal upstream error (the session hit its maximum duration...).
+
+Rules, all seen in recorded traffic (../shared/realtime-corpus/README.md):
+
+- Conversation order comes from `previous_item_id` on `conversation.item.added` (beta:
+  `.created`) and `input_audio_buffer.committed`, never from arrival order; on
+  `conversation.item.done` it may be null even when `.added` carried it, so a known item
+  keeps the place it got first.
+- A user's audio transcript may arrive after the assistant answered; until it arrives (or
+  fails) the user turn stays `in_progress`, when the session transcribes input at all.
+- An interrupted answer keeps what was generated and is marked `incomplete`.
+- Items of out-of-band responses (`response.created` with `conversation_id: null`) and items
+  that are not turns (system messages, other item types) are not turns; an item that
+  follows one is placed after the turn the hidden item followed.
+- Unknown event types are counted; malformed frames are logged (type and length only, never
+  their content), counted and skipped.
+
+Placement: `TurnUpsert.previous_item_id` is the turn this one follows, always one this state
+already emitted or was seeded with, or None for "the start of this call's conversation"
+(the writer appends it after the session's last turn). `next_item_id` is set only on a
+recovered item: the turn it must precede when its predecessor is not known.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from sideband.capture.handlers import HANDLERS
+from sideband.capture.ops import (
+    ASSISTANT,
+    COMPLETED,
+    FAILED,
+    FINAL_STATUSES,
+    IN_PROGRESS,
+    INCOMPLETE,
+    TERMINAL_ERROR_CODES,
+    TOOL_CALL,
+    TOOL_OUTPUT,
+    USER,
+    CallEnded,
+    CaptureState,
+    ItemMissing,
+    ItemRecord,
+    Op,
+    TurnDelta,
+    TurnUpsert,
+)
+
+__all__ = [
+    "ASSISTANT",
+    "COMPLETED",
+    "FAILED",
+    "FINAL_STATUSES",
+    "INCOMPLETE",
+    "IN_PROGRESS",
+    "TERMINAL_ERROR_CODES",
+    "TOOL_CALL",
+    "TOOL_OUTPUT",
+    "USER",
+    "CallEnded",
+    "CaptureState",
+    "ItemMissing",
+    "ItemRecord",
+    "Op",
+    "TurnDelta",
+    "TurnUpsert",
+    "capture_event",
+    "capture_frame",
+]
+
+logger = logging.getLogger(__name__)
+
+# --- Entry points -----------------------------------------------------------------------
+
+
+def capture_frame(state: CaptureState, raw: str | bytes) -> list[Op]:
+    """Parse one WebSocket text frame and capture it; a malformed frame is skipped."""
+    try:
+        event = json.loads(raw)
+    except (ValueError, TypeError, RecursionError):
+        return _malformed(state, raw, "not JSON")
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        return _malformed(state, raw, "not an event object")
+    return capture_event(state, event)
+
+
+def capture_event(state: CaptureState, event: dict[str, Any]) -> list[Op]:
+    """Fold one server event into `state`; return the operations it implies."""
+    event_type = event.get("type")
+    if not isinstance(event_type, str):
+        return _malformed(state, event, "no type")
+    state.events += 1
+    handler = HANDLERS.get(event_type)
+    if handler is None:
+        counts = state.unknown_event_counts
+        counts[event_type] = counts.get(event_type, 0) + 1
+        return []
+    ops: list[Op] = []
+    try:
+        handler(state, event, ops)
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError):
+        # A field of the wrong shape: skip the event, keep the call.
+        return _malformed(state, event, event_type)
+    return ops
+
+
+def _malformed(state: CaptureState, raw: object, why: str) -> list[Op]:
+    state.malformed_frames += 1
+    size = len(raw) if isinstance(raw, str | bytes | dict) else 0
+    logger.warning(
+        "Skipped a malformed sideband frame (%s; %s, size %d)", why, type(raw).__name__, size
+    )
+    return []

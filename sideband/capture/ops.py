@@ -1,0 +1,189 @@
+"""The capture's vocabulary: the operations it emits and the per-call state it keeps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Final, TypeAlias
+
+# TranscriptTurn.Role / TranscriptTurn.Status values (no Django import: this module is pure).
+USER: Final = "user"
+ASSISTANT: Final = "assistant"
+TOOL_CALL: Final = "tool_call"
+TOOL_OUTPUT: Final = "tool_output"
+
+IN_PROGRESS: Final = "in_progress"
+COMPLETED: Final = "completed"
+INCOMPLETE: Final = "incomplete"
+FAILED: Final = "failed"
+FINAL_STATUSES: Final = frozenset({COMPLETED, INCOMPLETE, FAILED})
+
+# Upstream `error` codes after which the call is over, mapped to Call.EndReason values.
+# With client-secret auth a rejected credential mid-call means the secret expired.
+TERMINAL_ERROR_CODES: Final[dict[str, str]] = {
+    "session_expired": "session_expired",
+    "invalid_api_key": "secret_expired",
+}
+
+# TranscriptTurn column sizes: an id that cannot be stored is a malformed event.
+ID_MAX: Final = 64
+NAME_MAX: Final = 128
+STATUS_REASON_MAX: Final = 255
+MESSAGE_MAX: Final = 300
+
+
+# --- Operations -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TurnUpsert:
+    """The full current record of one conversation item; applying it twice is harmless."""
+
+    item_id: str
+    role: str
+    previous_item_id: str | None
+    text: str | None = None
+    status: str = IN_PROGRESS
+    status_reason: str = ""
+    name: str = ""
+    arguments: str = ""
+    tool_call_id: str = ""
+    output: str = ""
+    # Only for a recovered item whose predecessor is unknown: the turn it must come before.
+    next_item_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TurnDelta:
+    """Partial text of an item for the live page: `delta` just arrived, `text` so far."""
+
+    item_id: str
+    role: str
+    delta: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ItemMissing:
+    """An event referenced `item_id`, which this call's state has never seen."""
+
+    item_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    """The upstream ended the call; `reason` is a Call.EndReason value."""
+
+    reason: str
+    message: str
+
+
+Op: TypeAlias = TurnUpsert | TurnDelta | ItemMissing | CallEnded
+
+
+# --- State ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ItemRecord:
+    """The mutable record of one visible item; `last` is what was emitted for it."""
+
+    item_id: str
+    role: str
+    previous_item_id: str | None
+    next_item_id: str | None = None
+    text: str | None = None
+    status: str = IN_PROGRESS
+    status_reason: str = ""
+    name: str = ""
+    arguments: str = ""
+    tool_call_id: str = ""
+    output: str = ""
+    # A user audio turn whose transcript has not arrived (and will, transcription being on).
+    awaiting_transcript: bool = False
+    # The client truncated the audio: the generated text is kept, never shortened.
+    truncated: bool = False
+    # Output text per content index, when an item has more than one part.
+    parts: dict[int, str] | None = None
+    last: TurnUpsert | None = None
+
+    def snapshot(self) -> TurnUpsert:
+        return TurnUpsert(
+            item_id=self.item_id,
+            role=self.role,
+            previous_item_id=self.previous_item_id,
+            text=self.text,
+            status=self.status,
+            status_reason=self.status_reason,
+            name=self.name,
+            arguments=self.arguments,
+            tool_call_id=self.tool_call_id,
+            output=self.output,
+            next_item_id=self.next_item_id,
+        )
+
+
+@dataclass(slots=True)
+class CaptureState:
+    """Everything capture knows about one call's conversation."""
+
+    # Visible items (turns), id -> current record.
+    items: dict[str, ItemRecord] = field(default_factory=dict)
+    # Visible item ids in conversation order.
+    order: list[str] = field(default_factory=list)
+    # Items that are not turns (system messages, out-of-band output, other item types),
+    # id -> the visible turn they follow: a turn placed after one goes after that turn.
+    hidden: dict[str, str | None] = field(default_factory=dict)
+    out_of_band_responses: set[str] = field(default_factory=set)
+    # Partial text per item while it streams (for TurnDelta.text).
+    partial: dict[str, str] = field(default_factory=dict)
+    # Transcription results for items not seen yet: id -> (text, status, reason).
+    pending_transcripts: dict[str, tuple[str | None, str, str]] = field(default_factory=dict)
+    # Items asked for with ItemMissing: id -> (turn it goes after, turn it goes before).
+    missing: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    recovered_items: int = 0
+    # Whether the session transcribes input audio (session.created/updated say so).
+    transcription_expected: bool = True
+    unknown_event_counts: dict[str, int] = field(default_factory=dict)
+    malformed_frames: int = 0
+    events: int = 0
+
+    @classmethod
+    def seeded(
+        cls, turns: Iterable[TurnUpsert], *, transcription_expected: bool = True
+    ) -> CaptureState:
+        """A state that already knows these turns (in conversation order), e.g. from Postgres.
+
+        A worker taking over a call, or reconnecting, starts from what is stored; re-emitting
+        an unchanged record is suppressed, so seeded turns cost nothing until they change.
+        """
+        state = cls(transcription_expected=transcription_expected)
+        for turn in turns:
+            rec = ItemRecord(
+                item_id=turn.item_id,
+                role=turn.role,
+                previous_item_id=turn.previous_item_id,
+                next_item_id=turn.next_item_id,
+                text=turn.text,
+                status=turn.status,
+                status_reason=turn.status_reason,
+                name=turn.name,
+                arguments=turn.arguments,
+                tool_call_id=turn.tool_call_id,
+                output=turn.output,
+                awaiting_transcript=(
+                    turn.role == USER and turn.text is None and turn.status == IN_PROGRESS
+                ),
+            )
+            rec.last = rec.snapshot()
+            state.items[turn.item_id] = rec
+            state.order.append(turn.item_id)
+        return state
+
+    def turn(self, item_id: str) -> TurnUpsert | None:
+        rec = self.items.get(item_id)
+        return rec.snapshot() if rec is not None else None
+
+    def turns(self) -> list[TurnUpsert]:
+        """The current records of all turns, in conversation order."""
+        return [self.items[item_id].snapshot() for item_id in self.order]
