@@ -10,15 +10,20 @@ from __future__ import annotations
 import base64
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-SECRET_KEY = env_str("SECRET_KEY", "dev-insecure-secret-key-change-me-in-production-0123456789")
+_DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-in-production-0123456789"  # noqa: S105
+SECRET_KEY = env_str("SECRET_KEY", _DEV_SECRET_KEY)
 DEBUG = env_bool("DEBUG", default=True)
+if not DEBUG and SECRET_KEY == _DEV_SECRET_KEY:
+    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -32,6 +37,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "sessions_app",
     "sideband",
@@ -81,6 +87,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_str("REDIS_URL", "")
 EMBEDDED = REDIS_URL == ""
 
+CHANNEL_LAYERS: dict[str, dict[str, Any]]
 if EMBEDDED:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 else:
@@ -93,6 +100,10 @@ else:
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "memory://")
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", REDIS_URL or "cache+memory://")
+if CELERY_BROKER_URL.startswith("memory://"):
+    # The in-process broker is polled (Redis blocks instead): poll often so a registered call
+    # reaches the sideband worker within ~0.1 s in `make run`.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"polling_interval": 0.1}
 CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
@@ -141,15 +152,31 @@ REALTIME_SESSION_MAX_S = env_int("REALTIME_SESSION_MAX_S", 3600, minimum=1)
 _DEV_FERNET_KEY = base64.urlsafe_b64encode(
     hashlib.sha256(f"secret-encryption:{SECRET_KEY}".encode()).digest()
 ).decode()
-SECRET_ENCRYPTION_KEYS = env_list("SECRET_ENCRYPTION_KEYS", [_DEV_FERNET_KEY])
+# Unset or empty: one key derived from SECRET_KEY (fine for a single deployment; set real keys
+# to rotate independently of SECRET_KEY).
+SECRET_ENCRYPTION_KEYS = env_list("SECRET_ENCRYPTION_KEYS", []) or [_DEV_FERNET_KEY]
 
 # --- Clients, limits ------------------------------------------------------------------------
 CLIENT_COOKIE_NAME = env_str("CLIENT_COOKIE_NAME", "rt_client")
 CLIENT_COOKIE_SECURE = env_bool("CLIENT_COOKIE_SECURE", default=not DEBUG)
+CLIENT_COOKIE_MAX_AGE_S = env_int("CLIENT_COOKIE_MAX_AGE_S", 30 * 24 * 3600, minimum=60)
 RATE_LIMIT_CREATE_PER_MINUTE = env_int("RATE_LIMIT_CREATE_PER_MINUTE", 10, minimum=1)
 RATE_LIMIT_RENEW_PER_MINUTE = env_int("RATE_LIMIT_RENEW_PER_MINUTE", 20, minimum=1)
 MAX_OPEN_SESSIONS_PER_CLIENT = env_int("MAX_OPEN_SESSIONS_PER_CLIENT", 5, minimum=1)
 MAX_REQUEST_BODY_BYTES = env_int("MAX_REQUEST_BODY_BYTES", 16_384, minimum=256)
+
+# Rate-limit counters must be shared by every web process: Redis when configured, else the
+# process-local memory of the embedded mode (one process serves everything there).
+if EMBEDDED:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "rt",
+        }
+    }
 
 # --- Sideband ---------------------------------------------------------------------------------
 # "client_secret" (the seed's flow) or "api_key" (OpenAI's server-side guide).
@@ -169,19 +196,28 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "var" / "static"
+# The ASGI app serves /static/ itself (the page's few ES modules and the admin's assets), so
+# `make run` and the compose `web` service need no separate file server.
+SERVE_STATIC = env_bool("SERVE_STATIC", default=True)
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    # Identifies the browser by its client cookie and enforces CSRF when it carries one.
+    "DEFAULT_AUTHENTICATION_CLASSES": ["sessions_app.auth.ClientCookieAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "sessions_app.api.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Realtime transcript server",
     "DESCRIPTION": "Mints Realtime client secrets, attaches a sideband and keeps the transcript.",
     "VERSION": "0.1.0",
+    # The docs page's assets come from the installed sidecar, not a CDN: it works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
@@ -196,3 +232,26 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
     },
 }
+
+# --- Sideband worker (begin)
+# The worker: `celery -A config worker -Q sideband -P threads`; beat runs the reconciler.
+SIDEBAND_POLL_S = env_float("SIDEBAND_POLL_S", 1.0, minimum=0.05)  # supersede/lease-loss check
+SIDEBAND_HEARTBEAT_S = env_float("SIDEBAND_HEARTBEAT_S", 5.0, minimum=0.1)  # lease extension
+SIDEBAND_RECONCILE_S = env_float("SIDEBAND_RECONCILE_S", 5.0, minimum=0.1)  # beat period
+SIDEBAND_WRITERS = env_int("SIDEBAND_WRITERS", 4, minimum=1)  # DB writer threads per process
+SIDEBAND_WRITE_BATCH = env_int("SIDEBAND_WRITE_BATCH", 200, minimum=1)
+# GIL hand-off interval of a worker process (sys.setswitchinterval); Python's default is 0.005.
+SIDEBAND_SWITCH_INTERVAL_S = env_float("SIDEBAND_SWITCH_INTERVAL_S", 0.001, minimum=0.0001)
+SIDEBAND_PING_S = env_float("SIDEBAND_PING_S", 20.0, minimum=0.1)  # idle socket -> ping
+SIDEBAND_CONNECT_TIMEOUT_S = env_float("SIDEBAND_CONNECT_TIMEOUT_S", 10.0, minimum=0.1)
+SIDEBAND_BACKOFF_BASE_S = env_float("SIDEBAND_BACKOFF_BASE_S", 0.25, minimum=0.01)
+SIDEBAND_BACKOFF_MAX_S = env_float("SIDEBAND_BACKOFF_MAX_S", 10.0, minimum=0.01)
+# Rehydration of a renewed call: how many recent turns to seed (0 = off).
+SIDEBAND_SEED_TURNS = env_int("SIDEBAND_SEED_TURNS", 8, minimum=0)
+CELERY_BEAT_SCHEDULE = {
+    "sideband-reconcile": {
+        "task": "sideband.tasks.calls_reconcile",
+        "schedule": SIDEBAND_RECONCILE_S,
+    },
+}
+# --- Sideband worker (end)

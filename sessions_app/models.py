@@ -140,7 +140,9 @@ class Call(models.Model):
     class Meta:
         ordering = ["session", "generation"]
         constraints = [
-            models.UniqueConstraint(fields=["session", "generation"], name="call_session_generation_uniq"),
+            models.UniqueConstraint(
+                fields=["session", "generation"], name="call_session_generation_uniq"
+            ),
             models.CheckConstraint(name="call_generation_positive", condition=Q(generation__gte=1)),
             models.CheckConstraint(
                 name="call_end_reason_iff_ended",
@@ -184,7 +186,7 @@ class TranscriptTurn(models.Model):
     previous_item_id = models.CharField(max_length=64, blank=True)
     role = models.CharField(max_length=16, choices=Role.choices)
     # null = no text (yet): a spoken turn whose transcript has not arrived, or never will.
-    text = models.TextField(null=True, blank=True)
+    text = models.TextField(null=True, blank=True)  # noqa: DJ001 - null is "no transcript"
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.IN_PROGRESS)
     status_reason = models.CharField(max_length=255, blank=True)
     # Orders the conversation across calls; sparse so an item can be placed between two others.
@@ -202,7 +204,9 @@ class TranscriptTurn(models.Model):
         ordering = ["session", "position"]
         constraints = [
             models.UniqueConstraint(fields=["session", "item_id"], name="turn_session_item_uniq"),
-            models.UniqueConstraint(fields=["session", "position"], name="turn_session_position_uniq"),
+            models.UniqueConstraint(
+                fields=["session", "position"], name="turn_session_position_uniq"
+            ),
             models.CheckConstraint(
                 name="turn_role_valid",
                 condition=Q(role__in=["user", "assistant", "tool_call", "tool_output"]),
@@ -237,7 +241,9 @@ class Profile(models.Model):
     class Meta:
         ordering = ["session", "-version"]
         constraints = [
-            models.UniqueConstraint(fields=["session", "version"], name="profile_session_version_uniq"),
+            models.UniqueConstraint(
+                fields=["session", "version"], name="profile_session_version_uniq"
+            ),
             models.CheckConstraint(name="profile_version_positive", condition=Q(version__gte=1)),
         ]
 

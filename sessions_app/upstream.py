@@ -2,7 +2,7 @@
 
 URLs, the session config sent when minting a client secret, the sideband's URL and headers,
 and the client events the server sends on the sideband. What comes back on the sideband is
-the capture's business (sideband/capture.py). Keeping the wire protocol here means a second
+the capture's business (sideband/capture/). Keeping the wire protocol here means a second
 API (OpenAI's Live API) is one more module, not a change everywhere.
 
 The upstream is OpenAI, or the bundled emulator when no OPENAI_API_KEY is set; the code is
@@ -14,11 +14,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import openai
 from django.conf import settings
+from openai.types.responses import EasyInputMessageParam
 
 logger = logging.getLogger(__name__)
 
@@ -155,3 +156,36 @@ def message_item_create_event(
     if previous_item_id is not None:
         event["previous_item_id"] = previous_item_id
     return event
+
+
+# --- The Responses API (profile extraction) -----------------------------------------------
+
+InputRole = Literal["developer", "user"]
+
+
+def structured_response_text(
+    *,
+    model: str,
+    instructions: str,
+    messages: list[tuple[InputRole, str]],
+    schema_name: str,
+    schema: dict[str, Any],
+) -> str:
+    """POST /v1/responses with a strict json_schema structured output; the output's text.
+
+    `messages` are (role, text) input messages, role "developer" or "user".
+
+    SDK errors propagate unmapped (openai.RateLimitError, InternalServerError,
+    APIConnectionError...): the extraction task decides what to retry. A refusal or an
+    incomplete output comes back as text that fails the caller's validation.
+    """
+    response = openai_client().responses.create(
+        model=model,
+        instructions=instructions,
+        input=[EasyInputMessageParam(role=role, content=text) for role, text in messages],
+        text={
+            "format": {"type": "json_schema", "name": schema_name, "schema": schema, "strict": True}
+        },
+        store=False,
+    )
+    return response.output_text

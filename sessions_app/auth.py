@@ -1,0 +1,127 @@
+"""Who may act: the browser that created a session owns it.
+
+The browser holds a random credential in an HttpOnly, SameSite cookie
+(settings.CLIENT_COOKIE_NAME); the server stores only its sha256 (`Session.owner_hash`). A
+session the caller does not own is answered exactly like one that does not exist (404).
+
+Because the credential is ambient (the browser sends the cookie by itself), every unsafe
+request that carries it must also pass Django's CSRF check; DRF's APIView is csrf-exempt, so
+`ClientCookieAuthentication` enforces it. Views in other apps import the helpers here.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponseBase
+from django.middleware.csrf import CsrfViewMiddleware
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.request import Request
+
+from sessions_app.crypto import sha256_hex
+from sessions_app.models import Session
+
+# token_urlsafe(32) makes 43 characters; accept only that shape so junk never reaches a query.
+_CREDENTIAL_RE = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
+
+
+def _django_request(request: HttpRequest | Request) -> HttpRequest:
+    return request._request if isinstance(request, Request) else request
+
+
+def client_credential(request: HttpRequest | Request) -> str | None:
+    """The raw client credential from the cookie, or None when absent or malformed."""
+    raw = _django_request(request).COOKIES.get(settings.CLIENT_COOKIE_NAME)
+    if raw is None or not _CREDENTIAL_RE.fullmatch(raw):
+        return None
+    return raw
+
+
+def client_hash(request: HttpRequest | Request) -> str | None:
+    """sha256 of the caller's credential (what `Session.owner_hash` holds), or None."""
+    credential = client_credential(request)
+    return client_hash_of(credential) if credential is not None else None
+
+
+def client_hash_of(credential: str) -> str:
+    return sha256_hex(credential)
+
+
+def client_credential_new() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def client_cookie_set(response: HttpResponseBase, *, credential: str) -> None:
+    """Bind the browser to its credential: HttpOnly (no script reads it), SameSite=Lax."""
+    response.set_cookie(
+        settings.CLIENT_COOKIE_NAME,
+        credential,
+        max_age=settings.CLIENT_COOKIE_MAX_AGE_S,
+        httponly=True,
+        samesite="Lax",
+        secure=settings.CLIENT_COOKIE_SECURE,
+    )
+
+
+def client_rate_key(request: HttpRequest | Request) -> str:
+    """What rate limits count against: the credential, else the remote address."""
+    owner = client_hash(request)
+    if owner is not None:
+        return f"client:{owner}"
+    return f"ip:{_django_request(request).META.get('REMOTE_ADDR', 'unknown')}"
+
+
+def session_id_parse(raw: object) -> uuid.UUID | None:
+    """A session id is a canonical UUID string; anything else is malformed."""
+    if not isinstance(raw, str) or len(raw) != 36:
+        return None
+    try:
+        value = uuid.UUID(raw)
+    except ValueError:
+        return None
+    return value if str(value) == raw.lower() else None
+
+
+def owned_session_or_404(request: HttpRequest | Request, public_id: uuid.UUID | str) -> Session:
+    """The caller's session with this public id; 404 when missing or owned by someone else."""
+    owner = client_hash(request)
+    parsed = public_id if isinstance(public_id, uuid.UUID) else session_id_parse(public_id)
+    if owner is None or parsed is None:
+        raise exceptions.NotFound("Session not found.")
+    session = Session.objects.filter(public_id=parsed, owner_hash=owner).first()
+    if session is None:
+        raise exceptions.NotFound("Session not found.")
+    return session
+
+
+def _no_response(request: HttpRequest) -> HttpResponseBase:  # pragma: no cover - never called
+    raise AssertionError("CSRF check does not call the view")
+
+
+class ClientCookieAuthentication(BaseAuthentication):
+    """Enforces CSRF on unsafe requests carrying the client cookie; never logs anybody in.
+
+    Requests without the cookie hold no ambient authority (they can only create a fresh
+    session for a fresh credential), so they pass; the page sends `X-CSRFToken` from the
+    `csrftoken` cookie that `/` sets.
+    """
+
+    def authenticate(self, request: Request) -> None:
+        if request.method not in ("GET", "HEAD", "OPTIONS", "TRACE") and (
+            settings.CLIENT_COOKIE_NAME in request._request.COOKIES
+        ):
+            self._enforce_csrf(request._request)
+        return None
+
+    def _enforce_csrf(self, request: HttpRequest) -> None:
+        check = CsrfViewMiddleware(_no_response)
+        check.process_request(request)
+        reason = check.process_view(request, _no_response, (), {})
+        if reason is not None:
+            raise exceptions.PermissionDenied(
+                "CSRF failed: send the csrftoken cookie's value as X-CSRFToken."
+            )

@@ -1,0 +1,126 @@
+"""Reads of sessions, calls and transcripts, and their public JSON shapes (camelCase, as the seed).
+
+`turn_json` is the one serialiser of a transcript turn: the HTTP API and the live push
+(sideband) both use it, so the page sees the same shape on both paths.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db.models import QuerySet
+
+from sessions_app.models import Call, ClientSecret, Session, TranscriptTurn
+
+_TOOL_ROLES = (TranscriptTurn.Role.TOOL_CALL, TranscriptTurn.Role.TOOL_OUTPUT)
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def turn_json(turn: TranscriptTurn) -> dict[str, Any]:
+    """One turn as the API and the live push show it; load `call` with the turn (select_related)."""
+    data: dict[str, Any] = {
+        "itemId": turn.item_id,
+        "role": turn.role,
+        "text": turn.text,
+        "status": turn.status,
+        "statusReason": turn.status_reason,
+        "position": turn.position,
+        "callId": turn.call.call_id if turn.call is not None else None,
+        "createdAt": iso(turn.created_at),
+        "updatedAt": iso(turn.updated_at),
+    }
+    if turn.role in _TOOL_ROLES:
+        data.update(
+            name=turn.name,
+            arguments=turn.arguments,
+            toolCallId=turn.tool_call_id,
+            output=turn.output,
+        )
+    return data
+
+
+def turn_list(*, session: Session, after: int | None = None) -> QuerySet[TranscriptTurn]:
+    """The session's turns in conversation order; only those past `after` when given."""
+    turns = TranscriptTurn.objects.filter(session=session).select_related("call")
+    if after is not None:
+        turns = turns.filter(position__gt=after)
+    return turns.order_by("position")
+
+
+def transcript_json(*, session: Session, after: int | None = None) -> dict[str, Any]:
+    return {
+        "sessionId": str(session.public_id),
+        # The live push's sequence number at read time: a page that sees a later push knows
+        # this snapshot is older, one that missed pushes re-reads from its last position.
+        "seq": session.push_seq,
+        "turns": [turn_json(turn) for turn in turn_list(session=session, after=after)],
+    }
+
+
+def secret_newest(*, session: Session) -> ClientSecret | None:
+    return ClientSecret.objects.filter(session=session).order_by("-created_at", "-id").first()
+
+
+def call_current(*, session: Session) -> Call | None:
+    """The call holding the session's current generation (the newest registered), if any."""
+    if session.current_generation == 0:
+        return None
+    return Call.objects.filter(session=session, generation=session.current_generation).first()
+
+
+def call_json(call: Call) -> dict[str, Any]:
+    return {
+        "callId": call.call_id,
+        "generation": call.generation,
+        "registeredAt": iso(call.registered_at),
+        "attachedAt": iso(call.attached_at),
+        "endedAt": iso(call.ended_at),
+        "endReason": call.end_reason or None,
+    }
+
+
+def session_json(*, session: Session) -> dict[str, Any]:
+    """GET /session/{id}: state, calls (oldest first) and the newest secret's expiry."""
+    secret = secret_newest(session=session)
+    calls = list(Call.objects.filter(session=session).order_by("generation"))
+    current = next((c for c in calls if c.generation == session.current_generation), None)
+    replaced_by = Session.objects.filter(replaces=session).values_list("public_id", flat=True)
+    replaced_by_id = replaced_by.first()
+    replaces_id = (
+        Session.objects.filter(pk=session.replaces_id).values_list("public_id", flat=True).first()
+        if session.replaces_id is not None
+        else None
+    )
+    return {
+        "sessionId": str(session.public_id),
+        "status": session.status,
+        "model": session.model,
+        "voice": session.voice,
+        "enableTranscription": session.transcription_enabled,
+        "createdAt": iso(session.created_at),
+        "closedAt": iso(session.closed_at),
+        "closeReason": session.close_reason or None,
+        "replaces": str(replaces_id) if replaces_id is not None else None,
+        "replacedBy": str(replaced_by_id) if replaced_by_id is not None else None,
+        "generation": session.current_generation,
+        "callId": current.call_id if current is not None else None,
+        "expiresAt": iso(secret.expires_at if secret is not None else None),
+        "calls": [call_json(call) for call in calls],
+        "turnCount": TranscriptTurn.objects.filter(session=session).count(),
+    }
+
+
+def session_open_count(*, owner_hash: str) -> int:
+    return Session.objects.filter(owner_hash=owner_hash, status=Session.Status.ACTIVE).count()
+
+
+def session_newest_open(*, owner_hash: str) -> Session | None:
+    return (
+        Session.objects.filter(owner_hash=owner_hash, status=Session.Status.ACTIVE)
+        .order_by("-created_at", "-id")
+        .first()
+    )

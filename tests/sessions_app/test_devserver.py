@@ -1,0 +1,150 @@
+"""`make run`'s runner (config.devserver) in its embedded mode: SQLite, in-process transports,
+the emulator. Over real HTTP: the page, a session, a registered call whose sideband the
+in-process worker owns and whose turns reach the transcript; then Ctrl-C stops everything."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from realtime_emulator.testing import free_port
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+EMBEDDED_UNSET = ("DATABASE_URL", "REDIS_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL")
+
+
+def _wait_for(url: str, process: subprocess.Popen[bytes], deadline_s: float) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the devserver exited early"
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer within {deadline_s} s")
+
+
+def _post(
+    opener: urllib.request.OpenerDirector, url: str, body: dict[str, Any], csrf: str = ""
+) -> Any:
+    headers = {"Content-Type": "application/json"}
+    if csrf:
+        headers["X-CSRFToken"] = csrf
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
+    with opener.open(request) as response:
+        return json.load(response)
+
+
+def _wait_until_attached(
+    opener: urllib.request.OpenerDirector, url: str, deadline_s: float
+) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        with opener.open(url) as response:
+            calls = json.load(response)["calls"]
+        if calls and calls[-1]["attachedAt"] is not None:
+            assert calls[-1]["endedAt"] is None, calls[-1]
+            return
+        time.sleep(0.1)
+    raise AssertionError("the in-process worker did not attach the sideband")
+
+
+def _wait_for_turns(
+    opener: urllib.request.OpenerDirector, url: str, count: int, deadline_s: float = 30
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + deadline_s
+    turns: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        with opener.open(url) as response:
+            turns = json.load(response)["turns"]
+        if len(turns) >= count and all(t["status"] == "completed" for t in turns):
+            return turns
+        time.sleep(0.1)
+    raise AssertionError(f"transcript never reached {count} completed turns: {turns}")
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_make_run_serves_the_page_the_api_and_the_sideband_and_stops_on_ctrl_c(
+    tmp_path: Path,
+) -> None:
+    port, emulator_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k not in EMBEDDED_UNSET}
+    env.update(
+        PORT=str(port),
+        EMULATOR_PORT=str(emulator_port),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        # The emulator's synthetic call has its own secret: join its sideband with the key.
+        SIDEBAND_AUTH="api_key",
+    )
+    log = (tmp_path / "devserver.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "config.devserver"], cwd=ROOT, env=env, stdout=log, stderr=log
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_for(f"{base}/", process, deadline_s=60)
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        opener.open(f"{base}/").close()
+        token = next(c.value for c in jar if c.name == "csrftoken")
+        request = urllib.request.Request(
+            f"{base}/session",
+            data=json.dumps({"model": "gpt-realtime", "voice": "marin"}).encode(),
+            headers={"Content-Type": "application/json", "X-CSRFToken": str(token)},
+        )
+        with opener.open(request) as response:
+            status, body = response.status, json.load(response)
+        # A call (the emulator's synthetic one stands in for the browser's WebRTC call),
+        # registered through the API: the in-process worker owns its sideband and the typed
+        # turn reaches the transcript over the embedded transports.
+        emulator = f"http://127.0.0.1:{emulator_port}"
+        call_id = _post(opener, f"{emulator}/_emulator/synthetic-calls", {"count": 1, "turns": 0})[
+            "calls"
+        ][0]["call_id"]
+        registered = _post(
+            opener,
+            f"{base}/session/call",
+            {"sessionId": body["sessionId"], "callId": call_id},
+            csrf=str(token),
+        )
+        _wait_until_attached(opener, f"{base}/session/{body['sessionId']}", deadline_s=30)
+        _post(opener, f"{emulator}/_emulator/calls/{call_id}/user-text", {"text": "hello"})
+        turns = _wait_for_turns(opener, f"{base}/session/{body['sessionId']}/transcript", 2)
+        with opener.open(f"{base}/session/{body['sessionId']}") as response:
+            state = json.load(response)
+        with opener.open(f"{base}/static/admin/css/base.css") as response:
+            static_status = response.status
+    finally:
+        process.send_signal(signal.SIGINT)
+        returncode = process.wait(timeout=30)
+        log.close()
+
+    assert status == 201
+    assert body["clientSecret"].startswith("ek_")
+    assert registered == {"sessionId": body["sessionId"], "callId": call_id, "generation": 1}
+    assert [(t["role"], t["text"], t["callId"]) for t in turns] == [
+        ("user", "hello", call_id),
+        ("assistant", 'You said: "hello".', call_id),
+    ]
+    assert state["status"] == "active"
+    assert state["callId"] == call_id
+    assert static_status == 200
+    assert returncode == 0
+    assert not _port_open(port)
+    assert not _port_open(emulator_port)
+    assert "[devserver] stopped" in (tmp_path / "devserver.log").read_text()
