@@ -186,6 +186,11 @@ SIDEBAND_LEASE_S = env_int("SIDEBAND_LEASE_S", 15, minimum=1)
 # --- Extraction -----------------------------------------------------------------------------
 EXTRACTION_MODEL = env_str("EXTRACTION_MODEL", "gpt-4.1-mini")
 EXTRACTION_WAIT_S = env_float("EXTRACTION_WAIT_S", 10.0, minimum=0)
+# The instructions builder's size budget and how many latest turns it recaps.
+EXTRACTION_INSTRUCTIONS_MAX_CHARS = env_int("EXTRACTION_INSTRUCTIONS_MAX_CHARS", 6000, minimum=500)
+EXTRACTION_RECAP_TURNS = env_int("EXTRACTION_RECAP_TURNS", 6, minimum=0)
+# First retry delay of an extraction after a 429/5xx; doubles per retry.
+EXTRACTION_RETRY_BASE_S = env_float("EXTRACTION_RETRY_BASE_S", 1.0, minimum=0)
 
 # --- Django, DRF, static ---------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -238,7 +243,7 @@ LOGGING = {
 SIDEBAND_POLL_S = env_float("SIDEBAND_POLL_S", 1.0, minimum=0.05)  # supersede/lease-loss check
 SIDEBAND_HEARTBEAT_S = env_float("SIDEBAND_HEARTBEAT_S", 5.0, minimum=0.1)  # lease extension
 SIDEBAND_RECONCILE_S = env_float("SIDEBAND_RECONCILE_S", 5.0, minimum=0.1)  # beat period
-SIDEBAND_WRITERS = env_int("SIDEBAND_WRITERS", 4, minimum=1)  # DB writer threads per process
+SIDEBAND_WRITERS = env_int("SIDEBAND_WRITERS", 8, minimum=1)  # DB writer threads per process
 SIDEBAND_WRITE_BATCH = env_int("SIDEBAND_WRITE_BATCH", 200, minimum=1)
 # GIL hand-off interval of a worker process (sys.setswitchinterval); Python's default is 0.005.
 SIDEBAND_SWITCH_INTERVAL_S = env_float("SIDEBAND_SWITCH_INTERVAL_S", 0.001, minimum=0.0001)
