@@ -1,0 +1,239 @@
+"""WebRTC calls through aiortc: the SDP answer, the `oai-events` data channel, the received
+audio track (fed to the VAD) and the assistant's audio track (silence, a tone while it speaks).
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import fractions
+import logging
+import math
+import time
+from typing import Any
+
+import aioice.ice
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.codecs.opus import OpusEncoder
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av import AudioFrame, Packet
+
+from .audio_input import SpeechTurn
+from .engine import Call
+from .vad import EnergyVad
+
+log = logging.getLogger(__name__)
+
+EVENTS_CHANNEL = "oai-events"
+SAMPLE_RATE = 48_000
+FRAME_SAMPLES = 960  # 20 ms
+TONE_HZ = 600  # 12 whole periods per frame: frames join without clicks
+TONE_AMPLITUDE = 0.25
+SEMANTIC_VAD_SILENCE_MS = 500
+
+
+def include_loopback_candidates() -> None:
+    """Offer 127.0.0.1 as an ICE host candidate too (aioice skips loopback by default), so
+    calls connect on a machine whose only interface is loopback. Idempotent."""
+    original = aioice.ice.get_host_addresses
+    if getattr(original, "_emulator_loopback", False):
+        return
+
+    def with_loopback(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        addresses = original(use_ipv4, use_ipv6)
+        if use_ipv4 and "127.0.0.1" not in addresses:
+            addresses.append("127.0.0.1")
+        return addresses
+
+    with_loopback._emulator_loopback = True  # type: ignore[attr-defined]
+    aioice.ice.get_host_addresses = with_loopback
+
+
+_closing: set[asyncio.Task[None]] = set()
+
+
+async def drain_closing() -> None:
+    """Wait for peer connections still closing (server shutdown)."""
+    if _closing:
+        await asyncio.gather(*_closing, return_exceptions=True)
+
+
+def _pcm_frame(amplitude: float) -> bytes:
+    samples = array.array(
+        "h",
+        (
+            round(amplitude * 32767 * math.sin(2 * math.pi * TONE_HZ * n / SAMPLE_RATE))
+            for n in range(FRAME_SAMPLES)
+        ),
+    )
+    return samples.tobytes()
+
+
+_SILENCE = bytes(FRAME_SAMPLES * 2)
+_TONE = _pcm_frame(TONE_AMPLITUDE)
+
+
+def _audio_frame(pcm: bytes, pts: int) -> AudioFrame:
+    frame = AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
+    frame.planes[0].update(pcm)
+    frame.pts = pts
+    frame.sample_rate = SAMPLE_RATE
+    frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
+    return frame
+
+
+_OPUS: dict[bytes, bytes] = {}
+
+
+def _opus_packet(pcm: bytes) -> bytes:
+    """One 20 ms Opus packet of `pcm` repeated, encoded once per process (the encoder's
+    steady state: the last of a few frames)."""
+    packet = _OPUS.get(pcm)
+    if packet is None:
+        encoder = OpusEncoder()
+        packet = b""
+        for index in range(8):
+            payloads, _ = encoder.encode(_audio_frame(pcm, index * FRAME_SAMPLES))
+            if payloads:
+                packet = payloads[-1]
+        _OPUS[pcm] = packet
+    return packet
+
+
+class AssistantVoiceTrack(MediaStreamTrack):
+    """The audio the call sends back: a tone while the assistant speaks, else silence.
+
+    With Opus negotiated (every browser offers it), the track hands aiortc pre-encoded packets:
+    no resampling or encoding per frame, which is most of a call's CPU otherwise.
+    """
+
+    kind = "audio"
+
+    def __init__(self, call: Call, *, pre_encoded: bool) -> None:
+        super().__init__()
+        self.call = call
+        self.pre_encoded = pre_encoded
+        self._start: float | None = None
+        self._timestamp = 0
+
+    async def recv(self) -> AudioFrame | Packet:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            self._timestamp += FRAME_SAMPLES
+            wait = self._start + self._timestamp / SAMPLE_RATE - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        pcm = _TONE if self.call.speaking else _SILENCE
+        if not self.pre_encoded:
+            return _audio_frame(pcm, self._timestamp)
+        packet = Packet(_opus_packet(pcm))
+        packet.pts = self._timestamp
+        packet.time_base = fractions.Fraction(1, SAMPLE_RATE)
+        return packet
+
+
+class DataChannelSubscriber:
+    kind = "datachannel"
+
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
+
+    def deliver(self, payload: str) -> None:
+        if self.channel.readyState == "open":
+            self.channel.send(payload)
+
+    def close(self, code: int, reason: str) -> None:
+        self.channel.close()
+
+
+def _configure_vad(vad: EnergyVad, call: Call) -> None:
+    detection = call.session["audio"]["input"]["turn_detection"]
+    if detection is None:
+        return
+    if detection["type"] == "server_vad":
+        vad.silence_ms = detection["silence_duration_ms"]
+        vad.prefix_padding_ms = detection["prefix_padding_ms"]
+    else:
+        vad.silence_ms = SEMANTIC_VAD_SILENCE_MS
+
+
+async def _listen(call: Call, track: MediaStreamTrack) -> None:
+    """Run the user's audio through the VAD; detected turns go to the call's audio input."""
+    vad = EnergyVad()
+    turn: SpeechTurn | None = None
+    while True:
+        try:
+            frame = await track.recv()
+        except MediaStreamError:
+            return
+        if not isinstance(frame, AudioFrame) or frame.sample_rate is None:
+            continue
+        _configure_vad(vad, call)
+        channels = len(frame.layout.channels)
+        pcm = memoryview(frame.planes[0])[: frame.samples * channels * 2]
+        event = vad.feed(pcm, duration_ms=frame.samples * 1000 / frame.sample_rate)
+        if event is None or call.status == "ended":
+            continue
+        if event.kind == "started":
+            turn = call.audio.vad_started(event.audio_ms)
+        else:
+            call.audio.vad_stopped(turn, event.audio_ms, event.speech_ms)
+            turn = None
+
+
+async def answer_offer(call: Call, offer_sdp: str) -> str:
+    """Negotiate the browser's offer; the call lives until hangup, expiry or disconnect."""
+    pc = RTCPeerConnection()
+    opus = "opus/48000" in offer_sdp.lower()
+    voice = AssistantVoiceTrack(call, pre_encoded=opus)
+
+    @pc.on("datachannel")
+    def on_datachannel(channel: Any) -> None:
+        if channel.label != EVENTS_CHANNEL:
+            return
+        subscriber = DataChannelSubscriber(channel)
+        # A WebRTC client's first event is session.created.
+        call.send_to(subscriber, "session.created", session=call.session)
+        call.subscribe(subscriber)
+
+        @channel.on("message")
+        def on_message(message: str | bytes) -> None:
+            call.handle_client_message(message, subscriber)
+
+        @channel.on("close")
+        def on_close() -> None:
+            call.unsubscribe(subscriber)
+
+    @pc.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        if track.kind == "audio":
+            call.spawn(_listen(call, track))
+
+    @pc.on("connectionstatechange")
+    async def on_state() -> None:
+        if pc.connectionState in ("failed", "closed"):
+            call.end("webrtc_disconnected")
+
+    def close() -> None:
+        voice.stop()
+        task = asyncio.get_running_loop().create_task(pc.close())
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+    call.on_end.append(close)
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+    sender = pc.addTrack(voice)
+    if opus:
+        # Pre-encoded packets need Opus to be the codec the answer picks.
+        preferred = [
+            c for c in RTCRtpSender.getCapabilities("audio").codecs if c.mimeType == "audio/opus"
+        ]
+        for transceiver in pc.getTransceivers():
+            if transceiver.sender is sender:
+                transceiver.setCodecPreferences(preferred)
+    answer = await pc.createAnswer()
+    await pc.setLocalDescription(answer)
+    return str(pc.localDescription.sdp)
