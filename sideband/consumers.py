@@ -1,0 +1,88 @@
+"""The page's live view of its session: `ws/session/<session_id>/`.
+
+Only the session's owner may listen (the client cookie; its sha256 is `Session.owner_hash`);
+the origin is checked by AllowedHostsOriginValidator (config/asgi.py). On connect the page gets
+a snapshot of the transcript, then every turn change, partial text and call end, each with the
+session's next sequence number: a page that spots a gap re-reads
+`GET /session/{id}/transcript?after=<last position>`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from http.cookies import SimpleCookie
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+
+from sessions_app.crypto import sha256_hex
+from sessions_app.models import Session
+from sessions_app.selectors import turn_json, turn_list
+from sideband.push import push_seq_current, session_group
+
+logger = logging.getLogger(__name__)
+
+# Close codes (4000-4999 are the application's): the page must not retry a 4403.
+CLOSE_FORBIDDEN = 4403
+
+
+def _cookie(scope: dict[str, Any], name: str) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == b"cookie":
+            jar: SimpleCookie = SimpleCookie()
+            try:
+                jar.load(value.decode("latin-1"))
+            except Exception:
+                return None
+            if name in jar:
+                return jar[name].value
+    return None
+
+
+@database_sync_to_async
+def _owned_session(public_id: uuid.UUID, credential: str | None) -> Session | None:
+    if not credential:
+        return None
+    return Session.objects.filter(public_id=public_id, owner_hash=sha256_hex(credential)).first()
+
+
+@database_sync_to_async
+def _snapshot(session: Session) -> dict[str, Any]:
+    # Sequence first, then the turns: every push numbered up to `seq` was sent after its
+    # change committed, so the turns read next already include it.
+    seq = push_seq_current(session_public_id=str(session.public_id))
+    turns = [turn_json(turn) for turn in turn_list(session=session)]
+    return {"type": "snapshot", "seq": seq, "turns": turns}
+
+
+class SessionConsumer(AsyncJsonWebsocketConsumer):
+    group: str | None = None
+
+    async def connect(self) -> None:
+        public_id = self.scope["url_route"]["kwargs"]["session_id"]
+        credential = _cookie(self.scope, settings.CLIENT_COOKIE_NAME)
+        session = await _owned_session(public_id, credential)
+        if session is None:
+            # Not yours and not there look the same.
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.group = session_group(str(session.public_id))
+        # Join before reading the snapshot, so nothing committed after the read is missed.
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await self.send_json(await _snapshot(session))
+
+    async def disconnect(self, code: int) -> None:
+        if self.group is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        """The page only listens; anything it sends is ignored."""
+
+    async def session_push(self, event: dict[str, Any]) -> None:
+        """One message (`payload`) or a batch of consecutive ones (`payloads`), in order."""
+        for payload in event.get("payloads") or [event["payload"]]:
+            await self.send_json(payload)

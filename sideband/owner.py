@@ -1,0 +1,642 @@
+"""The connection owner: one per worker process, holding every sideband socket the process owns.
+
+One process holds many calls; no process, and no thread, per call:
+
+- one **I/O loop** thread (asyncio, the `websockets` client) holding every socket: per call a
+  coroutine reads frames, runs the pure capture (`capture_frame`), pushes transcript deltas to
+  the page, answers `ItemMissing` with `conversation.item.retrieve`, and hands turn writes to a
+  writer. It never touches the database, so a thousand sockets need no thousand Postgres
+  connections;
+- a few **writer threads** (settings.SIDEBAND_WRITERS), each with its own DB connection; calls
+  are sharded over them by call id, so one call's writes stay in order, and a writer drains its
+  queue in batches (one transaction per batch, each call's writes fenced in a savepoint);
+- one **lease thread**: every SIDEBAND_POLL_S one query tells which calls the process still
+  owns (a newer generation, an ended call or a lost lease closes the socket within ~1 s), and
+  every SIDEBAND_HEARTBEAT_S one UPDATE extends every held lease;
+- one **pusher** loop thread (sideband.push.Pusher) numbering and sending live messages.
+
+Recovery never relies on broker redelivery: a dead owner's leases expire and the reconciler
+(`sideband.tasks.calls_reconcile`) dispatches the calls again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import queue
+import random
+import socket
+import sys
+import threading
+import time
+import uuid
+import zlib
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import (
+    IntegrityError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
+from django.db import InterfaceError as DbInterfaceError
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import (
+    ConnectionClosed,
+    ConnectionClosedOK,
+    InvalidStatus,
+    WebSocketException,
+)
+
+from sessions_app import upstream
+from sessions_app.models import Call, TranscriptTurn
+from sessions_app.selectors import turn_json
+from sideband import services
+from sideband.capture import (
+    CallEnded,
+    CaptureState,
+    ItemMissing,
+    TurnDelta,
+    TurnUpsert,
+    capture_frame,
+)
+from sideband.push import Pusher
+from sideband.transcript import Fenced, turns_apply
+
+logger = logging.getLogger(__name__)
+
+# Handshake answers that mean the call can no longer be joined.
+_AUTH_REFUSED = (401, 403)
+_CALL_GONE = (404, 410)
+# Close reasons the upstream gives when the call itself ended (not just our socket).
+_CLOSE_REASON_ENDS = {
+    "hangup": Call.EndReason.HANGUP,
+    "call_not_found": Call.EndReason.HANGUP,
+    "session_expired": Call.EndReason.SESSION_EXPIRED,
+    "invalid_api_key": Call.EndReason.SECRET_EXPIRED,
+}
+
+
+def _end_reason(reason: str) -> str:
+    """A rejected credential is an expired client secret, unless we authenticate with the
+    server's key (then it is our misconfiguration: upstream_error)."""
+    if reason == Call.EndReason.SECRET_EXPIRED and settings.SIDEBAND_AUTH == "api_key":
+        return Call.EndReason.UPSTREAM_ERROR
+    return reason if reason in Call.EndReason.values else Call.EndReason.UPSTREAM_ERROR
+
+
+def seed_prefix() -> str | None:
+    """Item-id prefix of the rehydration seed (extraction.seeding), None if not installed."""
+    try:
+        from extraction.seeding import SEED_ITEM_PREFIX  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    return str(SEED_ITEM_PREFIX)
+
+
+@dataclass
+class CallSpec:
+    """What a call's connection needs, loaded once from the database by the claiming task."""
+
+    call_id: str
+    generation: int
+    call: Call
+    session_public_id: str
+    secret: str = field(repr=False)
+    state: CaptureState
+    seed_events: list[dict[str, Any]]
+    deadline: float  # monotonic: the session cap (plus a margin) from the call's registration
+
+
+class Stats:
+    """Process-wide figures, exported to Redis for operators and the benchmark."""
+
+    def __init__(self) -> None:
+        self.commit_ms: deque[float] = deque(maxlen=20_000)
+        self.commits = 0
+        self.batches = 0
+        self.batch_calls = 0
+        self.write_s = 0.0
+        self.reconnects = 0
+        self.fenced = 0
+
+    @staticmethod
+    def percentile(samples: list[float], pct: float) -> float | None:
+        if not samples:
+            return None
+        ordered = sorted(samples)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]
+
+
+class CallConnection:
+    """One call's sideband socket: a coroutine on the owner's I/O loop."""
+
+    def __init__(self, owner: SidebandOwner, spec: CallSpec) -> None:
+        self.owner = owner
+        self.spec = spec
+        self.events = 0
+        self.connects = 0
+        self.done = threading.Event()
+        self._stopping = False
+        self._ws: ClientConnection | None = None
+        self._wake = asyncio.Event()
+        self._seed = seed_prefix()
+
+    # -- control (any thread) ------------------------------------------------------------------
+
+    @property
+    def call_id(self) -> str:
+        return self.spec.call_id
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def stop(self) -> None:
+        """Close the socket cleanly (close frame 1000, 1 s for the peer's answer), no reconnect."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self.owner.io.call_soon_threadsafe(self._stop_in_loop)
+
+    def _stop_in_loop(self) -> None:
+        self._wake.set()
+        if self._ws is not None:
+            self.owner.spawn(self._ws.close(code=1000))
+
+    # -- on the I/O loop -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        attempt = 0
+        try:
+            while not self._stopping:
+                if time.monotonic() > self.spec.deadline:
+                    self.owner.end(self, Call.EndReason.SESSION_EXPIRED, "session cap reached")
+                    return
+                try:
+                    ws = await self._connect()
+                except InvalidStatus as exc:
+                    reason = self._refused_reason(exc.response.status_code)
+                    if reason is not None:
+                        msg = f"sideband refused: {exc.response.status_code}"
+                        self.owner.end(self, reason, msg)
+                        return
+                    attempt = await self._backoff(attempt)
+                    continue
+                except (OSError, TimeoutError, WebSocketException):
+                    attempt = await self._backoff(attempt)
+                    continue
+                attempt = 0
+                try:
+                    ended = await self._read(ws)
+                finally:
+                    self._ws = None
+                    await ws.close()
+                if ended:
+                    return
+                if not self._stopping:
+                    self.owner.stats.reconnects += 1
+                    logger.info("sideband dropped, reconnecting call=%s", self.call_id)
+                    attempt = await self._backoff(attempt)
+        except Exception:
+            logger.exception("sideband connection failed call=%s", self.call_id)
+        finally:
+            self.owner.forget(self)
+            self.done.set()
+
+    def _refused_reason(self, status: int) -> str | None:
+        if status in _CALL_GONE:
+            return Call.EndReason.HANGUP
+        if status in _AUTH_REFUSED:
+            return _end_reason(Call.EndReason.SECRET_EXPIRED)
+        return None
+
+    async def _backoff(self, attempt: int) -> int:
+        """Exponential backoff with full jitter; stop() cuts it short."""
+        cap = min(settings.SIDEBAND_BACKOFF_MAX_S, settings.SIDEBAND_BACKOFF_BASE_S * 2**attempt)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), random.uniform(cap / 2, cap))  # noqa: S311
+        return attempt + 1
+
+    async def _connect(self) -> ClientConnection:
+        headers = dict(
+            line.split(": ", 1)
+            for line in upstream.sideband_headers(client_secret=self.spec.secret)
+        )
+        ws = await connect(
+            upstream.sideband_url(self.call_id),
+            additional_headers=headers,
+            open_timeout=settings.SIDEBAND_CONNECT_TIMEOUT_S,
+            ping_interval=settings.SIDEBAND_PING_S,
+            ping_timeout=settings.SIDEBAND_PING_S,
+            close_timeout=1.0,
+            max_size=16 * 1024 * 1024,
+            compression=None,
+            proxy=None,
+        )
+        self._ws = ws
+        if self._stopping:
+            await ws.close()
+            raise ConnectionClosedOK(None, None)
+        if self.connects == 0:
+            # Rehydration: the seed goes first, before anything else on the socket.
+            for event in self.spec.seed_events:
+                await ws.send(json.dumps(event))
+        self.connects += 1
+        return ws
+
+    async def _read(self, ws: ClientConnection) -> bool:
+        """Read until the socket closes; True when the call ended (no reconnect)."""
+        try:
+            async for raw in ws:
+                try:
+                    replies = self._frame(raw, time.monotonic())
+                except Exception:
+                    # One bad frame must not cost the call its socket (content is not logged).
+                    logger.exception("sideband frame failed call=%s", self.call_id)
+                    continue
+                for event in replies:
+                    await ws.send(json.dumps(event))
+        except ConnectionClosed:
+            pass
+        if self._stopping:
+            return True
+        received = ws.protocol.close_rcvd
+        reason = received.reason if received is not None else ""
+        end = _CLOSE_REASON_ENDS.get(reason)
+        if end is not None:
+            self.owner.end(self, _end_reason(end), f"sideband closed: {reason}")
+            return True
+        return False
+
+    def _frame(self, raw: bytes | str, t_recv: float) -> list[dict[str, Any]]:
+        """Capture one frame; returns the client events to send back (item retrievals)."""
+        self.events += 1
+        ops = capture_frame(self.spec.state, raw)
+        upserts: list[TurnUpsert] = []
+        replies: list[dict[str, Any]] = []
+        ended: CallEnded | None = None
+        for op in ops:
+            if isinstance(op, TurnDelta):
+                if not self._seeded(op.item_id):
+                    self.owner.pusher.push(
+                        self.spec.session_public_id,
+                        {
+                            "type": "delta",
+                            "itemId": op.item_id,
+                            "role": op.role,
+                            "delta": op.delta,
+                            "text": op.text,
+                        },
+                    )
+            elif isinstance(op, TurnUpsert):
+                if not self._seeded(op.item_id):
+                    upserts.append(op)
+            elif isinstance(op, ItemMissing):
+                if not self._seeded(op.item_id):
+                    replies.append(upstream.item_retrieve_event(op.item_id))
+            elif isinstance(op, CallEnded):
+                ended = op
+        if upserts:
+            self.owner.write(self, upserts, t_recv)
+        if ended is not None:
+            self.owner.end(self, _end_reason(ended.reason), ended.message)
+        return replies
+
+    def _seeded(self, item_id: str | None) -> bool:
+        return bool(self._seed and item_id and item_id.startswith(self._seed))
+
+
+def _latest_records(upserts: list[TurnUpsert]) -> list[TurnUpsert]:
+    """Each item's latest full record, at the place of its first: an item changing three times
+    in one batch is written once (records are complete, so the last one says everything)."""
+    latest: dict[str, TurnUpsert] = {}
+    for op in upserts:
+        latest[op.item_id] = op
+    return list(latest.values())
+
+
+_Job = tuple[CallConnection, list[TurnUpsert] | None, str, str, float]
+
+
+class SidebandOwner:
+    """The process-wide owner of sideband sockets (see the module docstring)."""
+
+    def __init__(self, *, owner_id: str | None = None, writers: int | None = None) -> None:
+        self.owner_id = owner_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.stats = Stats()
+        self.pusher = Pusher()
+        self._conns: dict[str, CallConnection] = {}
+        self._lock = threading.Lock()
+        self._closing = False
+        self._events_closed = 0
+        self._done = threading.Event()
+        n = writers or settings.SIDEBAND_WRITERS
+        self._queues: list[queue.Queue[_Job | None]] = [queue.Queue() for _ in range(n)]
+        self._threads = [
+            threading.Thread(
+                target=self._writer, args=(q,), name=f"sideband-writer-{i}", daemon=True
+            )
+            for i, q in enumerate(self._queues)
+        ]
+        self._threads.append(
+            threading.Thread(target=self._lease_loop, name="sideband-lease", daemon=True)
+        )
+        # Every socket of the process lives on this one loop (see the module docstring).
+        self.io = asyncio.new_event_loop()
+        self._io_thread = threading.Thread(
+            target=self.io.run_forever, name="sideband-io", daemon=True
+        )
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._started = False
+
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        # Writer threads wait on Postgres round trips; while the I/O and pusher loops are busy,
+        # the default 5 ms GIL hand-off would add up to 5 ms to every query of every write.
+        sys.setswitchinterval(settings.SIDEBAND_SWITCH_INTERVAL_S)
+        self._io_thread.start()
+        self.pusher.start()
+        for thread in self._threads:
+            thread.start()
+        logger.info("sideband owner %s started", self.owner_id)
+
+    # -- calls -----------------------------------------------------------------------------------
+
+    def holds(self, call_id: str) -> bool:
+        with self._lock:
+            return call_id in self._conns
+
+    def call_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._conns)
+
+    def connections(self) -> list[CallConnection]:
+        with self._lock:
+            return list(self._conns.values())
+
+    def attach(self, spec: CallSpec) -> bool:
+        """Start owning the call's socket; False if this process already does or is closing."""
+        with self._lock:
+            if self._closing or spec.call_id in self._conns:
+                return False
+            conn = CallConnection(self, spec)
+            self._conns[spec.call_id] = conn
+        asyncio.run_coroutine_threadsafe(conn.run(), self.io)
+        return True
+
+    def spawn(self, coro: Any) -> None:
+        """Run a fire-and-forget coroutine on the I/O loop (call from the loop)."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def forget(self, conn: CallConnection) -> None:
+        with self._lock:
+            if self._conns.get(conn.call_id) is conn:
+                del self._conns[conn.call_id]
+                self._events_closed += conn.events
+
+    def write(self, conn: CallConnection, upserts: list[TurnUpsert], t_recv: float) -> None:
+        self._queue_for(conn).put((conn, upserts, "", "", t_recv))
+
+    def end(self, conn: CallConnection, reason: str, message: str) -> None:
+        """End the call (after its pending writes) and close its socket."""
+        self._queue_for(conn).put((conn, None, reason, message, time.monotonic()))
+        conn.stop()
+
+    def _queue_for(self, conn: CallConnection) -> queue.Queue[_Job | None]:
+        return self._queues[zlib.crc32(conn.call_id.encode()) % len(self._queues)]
+
+    # -- writers -------------------------------------------------------------------------------
+
+    def _writer(self, jobs: queue.Queue[_Job | None]) -> None:
+        while True:
+            first = jobs.get()
+            if first is None:
+                connection.close()
+                return
+            batch = [first]
+            while len(batch) < settings.SIDEBAND_WRITE_BATCH:
+                try:
+                    job = jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    jobs.put(None)
+                    break
+                batch.append(job)
+            try:
+                self._write_batch(batch)
+            except Exception:
+                logger.exception("sideband write batch failed")
+            finally:
+                for _ in batch:
+                    jobs.task_done()
+
+    def _write_batch(self, batch: list[_Job]) -> None:
+        # Per call, in arrival order: the upserts first (one transaction), then an end.
+        grouped: dict[str, tuple[CallConnection, list[TurnUpsert], list[float], list[_Job]]] = {}
+        for job in batch:
+            conn, upserts, _reason, _message, t_recv = job
+            entry = grouped.setdefault(conn.call_id, (conn, [], [], []))
+            if upserts is not None:
+                entry[1].extend(upserts)
+                entry[2].extend(t_recv for op in upserts if op.status != "in_progress")
+            else:
+                entry[3].append(job)
+        self.stats.batches += 1
+        self.stats.batch_calls += len(grouped)
+        work = [
+            (conn, _latest_records(upserts), done, ends)
+            for conn, upserts, done, ends in grouped.values()
+        ]
+        started = time.monotonic()
+        try:
+            committed = self._db(lambda: self._commit(work))
+        except Exception:
+            logger.exception("sideband write of %d calls failed", len(grouped))
+            return
+        now = time.monotonic()
+        self.stats.write_s += now - started
+        for conn, turns, done_times in committed:
+            self.stats.commits += len(done_times)
+            self.stats.commit_ms.extend((now - t) * 1000 for t in done_times)
+            latest = {turn.item_id: turn for turn in turns}
+            for turn in latest.values():
+                if turn.call_id == conn.spec.call.pk:
+                    turn.call = conn.spec.call
+                self.pusher.push(
+                    conn.spec.session_public_id, {"type": "turn", "turn": turn_json(turn)}
+                )
+
+    def _commit(
+        self, grouped: list[tuple[CallConnection, list[TurnUpsert], list[float], list[_Job]]]
+    ) -> list[tuple[CallConnection, list[TranscriptTurn], list[float]]]:
+        """One transaction (one WAL flush) for the whole batch; each call's writes are fenced
+        in a savepoint of their own (turns_apply), so one fenced or failing call does not
+        spoil the others'. Pushes go out only after the commit."""
+        committed: list[tuple[CallConnection, list[TranscriptTurn], list[float]]] = []
+        with transaction.atomic():
+            for conn, upserts, done_times, ends in grouped:
+                if upserts:
+                    try:
+                        turns = turns_apply(call=conn.spec.call, ops=upserts)
+                    except Fenced:
+                        # A newer call of the session owns the transcript: this socket must go.
+                        self.stats.fenced += 1
+                        logger.info("sideband fenced, closing call=%s", conn.call_id)
+                        conn.stop()
+                    except IntegrityError:
+                        logger.exception("sideband write refused call=%s", conn.call_id)
+                    else:
+                        committed.append((conn, turns, done_times))
+                for _conn, _ups, reason, message, _t in ends:
+                    services.call_end(call_id=conn.call_id, reason=reason, message=message)
+        return committed
+
+    @staticmethod
+    def _db(fn: Any) -> Any:
+        """Run a DB call; one retry on a dropped connection (e.g. Postgres restarted)."""
+        try:
+            return fn()
+        except (OperationalError, DbInterfaceError):
+            connection.close()
+            return fn()
+
+    # -- lease -----------------------------------------------------------------------------------
+
+    def _lease_loop(self) -> None:
+        last_extend = 0.0
+        while not self._done.wait(settings.SIDEBAND_POLL_S):
+            try:
+                now = time.monotonic()
+                extend = now - last_extend >= settings.SIDEBAND_HEARTBEAT_S
+                self.lease_tick(extend=extend)
+                if extend:
+                    last_extend = now
+                self._stats_export()
+            except Exception:
+                logger.exception("sideband lease tick failed")
+                close_old_connections()
+                connection.close()
+        connection.close()
+
+    def lease_tick(self, *, extend: bool = True) -> None:
+        """Check (and extend) every lease; close the sockets of calls this process lost."""
+        conns = {c.call_id: c for c in self.connections() if not c.stopping}
+        if not conns:
+            return
+        kept = services.leases_heartbeat(owner=self.owner_id, call_ids=conns, extend=extend)
+        for call_id, conn in conns.items():
+            if call_id in kept:
+                continue
+            reason = services.call_lost_reason(call_id=call_id, owner=self.owner_id)
+            logger.info("sideband lost call=%s reason=%s", call_id, reason or "-")
+            if reason is not None:
+                self.end(conn, reason, "")
+            else:
+                conn.stop()
+
+    def _stats_export(self) -> None:
+        if settings.EMBEDDED:
+            return
+        from sideband.push import _redis
+
+        samples = list(self.stats.commit_ms)
+        conns = self.connections()
+        figures = {
+            "owner": self.owner_id,
+            "connections": len(conns),
+            "events": sum(c.events for c in conns) + self._events_closed,
+            "commits": self.stats.commits,
+            "batches": self.stats.batches,
+            "batch_calls": self.stats.batch_calls,
+            "write_s": round(self.stats.write_s, 3),
+            "reconnects": self.stats.reconnects,
+            "fenced": self.stats.fenced,
+            "pushed": self.pusher.sent,
+            "group_sends": self.pusher.group_sends,
+            "push_failed": self.pusher.failed,
+            "p50_commit_ms": Stats.percentile(samples, 50),
+            "p99_commit_ms": Stats.percentile(samples, 99),
+            "p99_push_send_ms": Stats.percentile(list(self.pusher.latency_ms), 99),
+            "at": time.time(),
+        }
+        _redis().set(f"sideband:stats:{self.owner_id}", json.dumps(figures), ex=60)
+
+    # -- shutdown ----------------------------------------------------------------------------------
+
+    def shutdown(self, *, handback: bool = True, timeout: float = 5.0) -> list[tuple[str, int]]:
+        """SIGTERM: close every socket cleanly, flush the writes, hand the calls back.
+
+        Handed-back calls get their lease cleared and a new `call_own` dispatch, so another
+        worker (or this one, restarted) takes them over without waiting for the lease to expire.
+        """
+        with self._lock:
+            self._closing = True
+            conns = list(self._conns.values())
+        for conn in conns:
+            conn.stop()
+        deadline = time.monotonic() + timeout
+        for conn in conns:
+            conn.done.wait(max(0.0, deadline - time.monotonic()))
+        for q in self._queues:
+            q.put(None)
+        for thread in self._threads[:-1]:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._done.set()
+        released: list[tuple[str, int]] = []
+        if handback:
+            try:
+                released = services.lease_release(
+                    owner=self.owner_id, call_ids=[c.call_id for c in conns]
+                )
+                from sideband.tasks import call_own
+
+                for call_id, generation in released:
+                    call_own.apply_async(args=(call_id, generation))
+            except Exception:
+                # The leases then expire and the reconciler recovers the calls.
+                logger.exception("hand-back failed; the reconciler will recover the calls")
+        self.pusher.stop()
+        self.io.call_soon_threadsafe(self.io.stop)
+        connection.close()
+        logger.info("sideband owner %s stopped, handed back %d calls", self.owner_id, len(released))
+        return released
+
+
+_owner: SidebandOwner | None = None
+_owner_lock = threading.Lock()
+
+
+def owner_get() -> SidebandOwner:
+    """This process's owner, started on first use (only worker processes ever own calls)."""
+    global _owner
+    with _owner_lock:
+        if _owner is None:
+            _owner = SidebandOwner()
+            _owner.start()
+        return _owner
+
+
+def owner_current() -> SidebandOwner | None:
+    return _owner
+
+
+def owner_reset() -> None:
+    """Stop this process's owner without handing calls back (tests, embedded runner)."""
+    global _owner
+    with _owner_lock:
+        owner, _owner = _owner, None
+    if owner is not None:
+        owner.shutdown(handback=False)

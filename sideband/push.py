@@ -1,0 +1,230 @@
+"""Live push to the page: a numbered notification on the session's Channels group.
+
+Postgres stays the source of truth; a pushed message is a notification with a sequence number
+(per session, gap-free as allocated), so a page that sees a gap re-reads
+`GET /session/{id}/transcript?after=`. channels-redis drops messages past capacity without an
+error; the sequence number is what makes that safe.
+
+The sequence lives in Redis (`INCR`): transcript deltas arrive at speaking pace from many calls,
+too often for a row update each. Without Redis (embedded mode) it is `Session.push_seq`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import zlib
+from collections import deque
+from functools import cache
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db.models import F
+
+from sessions_app.models import Session
+
+logger = logging.getLogger(__name__)
+
+# Keys outlive any session (60-minute cap) by far; they expire so Redis does not fill up.
+SEQ_TTL_S = 2 * 24 * 3600
+MESSAGE_TYPE = "session.push"
+PUSH_CONCURRENCY = 32
+
+
+def session_group(session_public_id: str) -> str:
+    return f"session.{session_public_id}"
+
+
+def _seq_key(session_public_id: str) -> str:
+    return f"sideband:push_seq:{session_public_id}"
+
+
+@cache
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+def push_seq_next(*, session_public_id: str) -> int:
+    """Allocate the session's next push sequence number (atomic)."""
+    if settings.EMBEDDED:
+        Session.objects.filter(public_id=session_public_id).update(push_seq=F("push_seq") + 1)
+        return Session.objects.values_list("push_seq", flat=True).get(public_id=session_public_id)
+    pipe = _redis().pipeline(transaction=False)
+    pipe.incr(_seq_key(session_public_id))
+    pipe.expire(_seq_key(session_public_id), SEQ_TTL_S)
+    seq, _ = pipe.execute()
+    return int(seq)
+
+
+def push_seq_current(*, session_public_id: str) -> int:
+    """The last sequence number allocated for the session (0: none yet)."""
+    if settings.EMBEDDED:
+        return Session.objects.values_list("push_seq", flat=True).get(public_id=session_public_id)
+    raw = _redis().get(_seq_key(session_public_id))
+    return int(raw) if raw is not None else 0
+
+
+def push_to_session_public_id(*, session_public_id: str, payload: dict[str, Any]) -> int:
+    """Number `payload` and send it to the session's group; returns the sequence number."""
+    seq = push_seq_next(session_public_id=session_public_id)
+    message = {**payload, "seq": seq}
+    layer = get_channel_layer()
+    if layer is None:
+        return seq
+    try:
+        async_to_sync(layer.group_send)(
+            session_group(session_public_id), {"type": MESSAGE_TYPE, "payload": message}
+        )
+    except Exception:  # a lost notification is recoverable by design (the page re-reads)
+        logger.exception("push to session %s failed", session_public_id)
+    return seq
+
+
+def push_to_session(*, session: Session, payload: dict[str, Any]) -> int:
+    """Push `payload` (a dict with "type") to the session's live page; returns its `seq`.
+
+    Call it after the change it announces has committed (`transaction.on_commit`).
+    """
+    return push_to_session_public_id(session_public_id=str(session.public_id), payload=payload)
+
+
+class Pusher:
+    """The worker's pusher: one asyncio loop thread sending for the I/O loop and the writers.
+
+    `push()` is non-blocking. Messages are sharded by session, so one session's messages are
+    numbered and sent in order. Each shard drains whatever has queued up: per session one
+    `INCRBY` (all sessions in one pipelined round trip) numbers the batch, consecutive deltas
+    of one item are merged, and one group message carries the batch. Under load batches grow
+    instead of queues; when idle a message goes out alone. One loop means one Redis pool for the
+    process, not one per thread.
+    """
+
+    def __init__(self, *, shards: int = 8) -> None:
+        self._shards = shards
+        self._loop = asyncio.new_event_loop()
+        self._queues: list[asyncio.Queue[tuple[str, dict[str, Any], float] | None]] = []
+        self._thread = threading.Thread(target=self._run, name="sideband-pusher", daemon=True)
+        self._ready = threading.Event()
+        self.sent = 0
+        self.group_sends = 0
+        self.failed = 0
+        # Milliseconds from push() to the group send, per message (operators, the benchmark).
+        self.latency_ms: deque[float] = deque(maxlen=20_000)
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait(10)
+
+    def push(self, session_public_id: str, payload: dict[str, Any]) -> None:
+        shard = zlib.crc32(session_public_id.encode()) % self._shards
+        item = (session_public_id, payload, time.monotonic())
+        self._loop.call_soon_threadsafe(self._queues[shard].put_nowait, item)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if not self._thread.is_alive():
+            return
+        for q in self._queues:
+            self._loop.call_soon_threadsafe(q.put_nowait, None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._main())
+
+    async def _main(self) -> None:
+        self._queues = [asyncio.Queue() for _ in range(self._shards)]
+        client = None if settings.EMBEDDED else aioredis.Redis.from_url(settings.REDIS_URL)
+        # Bounds concurrent group sends (channels-redis has a bounded connection pool).
+        self._sending = asyncio.Semaphore(PUSH_CONCURRENCY)
+        self._ready.set()
+        await asyncio.gather(*(self._drain(q, client) for q in self._queues))
+        if client is not None:
+            await client.aclose()
+
+    async def _drain(
+        self,
+        q: asyncio.Queue[tuple[str, dict[str, Any], float] | None],
+        client: aioredis.Redis | None,
+    ) -> None:
+        layer = get_channel_layer()
+        while True:
+            items = [await q.get()]
+            while not q.empty():
+                items.append(q.get_nowait())
+            batch: dict[str, list[dict[str, Any]]] = {}
+            queued: list[float] = []
+            for item in items:
+                if item is not None:
+                    batch.setdefault(item[0], []).append(item[1])
+                    queued.append(item[2])
+            if batch:
+                try:
+                    await self._send(batch, client, layer)
+                    now = time.monotonic()
+                    self.latency_ms.extend((now - t) * 1000 for t in queued)
+                except Exception:
+                    self.failed += sum(len(v) for v in batch.values())
+                    logger.exception("push to %d sessions failed", len(batch))
+            if None in items:
+                return
+
+    async def _send(
+        self, batch: dict[str, list[dict[str, Any]]], client: aioredis.Redis | None, layer: Any
+    ) -> None:
+        merged = {public_id: _merge_deltas(payloads) for public_id, payloads in batch.items()}
+        if client is None:
+            from asgiref.sync import sync_to_async
+
+            firsts = {}
+            for public_id, payloads in merged.items():
+                last = 0
+                for _ in payloads:
+                    last = await sync_to_async(push_seq_next)(session_public_id=public_id)
+                firsts[public_id] = last - len(payloads) + 1
+        else:
+            pipe = client.pipeline(transaction=False)
+            for public_id, payloads in merged.items():
+                pipe.incrby(_seq_key(public_id), len(payloads))
+                pipe.expire(_seq_key(public_id), SEQ_TTL_S)
+            results = await pipe.execute()
+            firsts = {
+                public_id: int(results[2 * i]) - len(payloads) + 1
+                for i, (public_id, payloads) in enumerate(merged.items())
+            }
+        if layer is None:
+            return
+
+        async def one(public_id: str, payloads: list[dict[str, Any]]) -> None:
+            first = firsts[public_id]
+            numbered = [{**p, "seq": first + i} for i, p in enumerate(payloads)]
+            async with self._sending:
+                await layer.group_send(
+                    session_group(public_id), {"type": MESSAGE_TYPE, "payloads": numbered}
+                )
+            self.sent += len(numbered)
+            self.group_sends += 1
+
+        await asyncio.gather(*(one(public_id, payloads) for public_id, payloads in merged.items()))
+
+
+def _merge_deltas(payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Merge consecutive deltas of one item: one message with the joined delta, latest text."""
+    out: list[dict[str, Any]] = []
+    for payload in payloads:
+        last = out[-1] if out else None
+        if (
+            last is not None
+            and payload.get("type") == "delta"
+            and last.get("type") == "delta"
+            and last.get("itemId") == payload.get("itemId")
+        ):
+            out[-1] = {**payload, "delta": last["delta"] + payload["delta"]}
+        else:
+            out.append(payload)
+    return out

@@ -1,0 +1,57 @@
+"""Reads of the sideband worker."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.conf import settings
+from django.utils import timezone
+
+from sessions_app.crypto import secret_decrypt
+from sessions_app.models import Call
+from sideband.owner import CallSpec
+from sideband.transcript import state_load
+
+logger = logging.getLogger(__name__)
+
+
+def seed_events_for(*, call: Call) -> list[dict]:
+    """Rehydration of a renewed call (extraction.seeding), when installed and enabled."""
+    if call.generation <= 1 or settings.SIDEBAND_SEED_TURNS <= 0:
+        return []
+    try:
+        from extraction.seeding import seed_events  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return []
+    return list(seed_events(call=call))
+
+
+def call_spec_load(*, call_id: str) -> CallSpec | None:
+    """Everything the call's connection needs, read once."""
+    call = Call.objects.select_related("session", "secret").filter(call_id=call_id).first()
+    if call is None:
+        return None
+    secret = secret_decrypt(call.secret.value_encrypted) if call.secret is not None else ""
+    cap_s = settings.REALTIME_SESSION_MAX_S + settings.SIDEBAND_LEASE_S
+    remaining = cap_s - (timezone.now() - call.registered_at).total_seconds()
+    state = state_load(call=call)
+    seed = seed_events_for(call=call)
+    # The seed's items come back as `conversation.item.added`: they are copies of stored turns,
+    # so the capture treats them as hidden items (no turn), and an item that follows one is
+    # placed after the newest stored turn.
+    anchor = state.order[-1] if state.order else None
+    for event in seed:
+        item_id = (event.get("item") or {}).get("id")
+        if isinstance(item_id, str):
+            state.hidden[item_id] = anchor
+    return CallSpec(
+        call_id=call.call_id,
+        generation=call.generation,
+        call=call,
+        session_public_id=str(call.session.public_id),
+        secret=secret,
+        state=state,
+        seed_events=seed,
+        deadline=time.monotonic() + remaining,
+    )

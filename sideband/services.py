@@ -1,0 +1,212 @@
+"""Writes of the sideband worker: the lease (claim, heartbeat, release), call ends, reconciling.
+
+Every race is settled by one conditional UPDATE on the call row (healthchecks' claims):
+
+- a claim succeeds only while the call is live, its generation is the session's current one (the
+  fencing number) and its lease is free, expired, ours, or reserved for us by the reconciler;
+- the heartbeat extends only the leases this owner still holds on current calls, and tells the
+  owner which of its calls it lost;
+- the reconciler reserves a silent call with a compare-and-set on the lease it read, so two
+  reconcilers never dispatch the same call twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from sessions_app.models import Call, Session
+
+logger = logging.getLogger(__name__)
+
+DISPATCH_PREFIX = "dispatch:"
+
+
+def _current_call() -> Exists:
+    """The call's generation is its session's current one and the session is active."""
+    return Exists(
+        Session.objects.filter(
+            pk=OuterRef("session_id"),
+            current_generation=OuterRef("generation"),
+            status=Session.Status.ACTIVE,
+        )
+    )
+
+
+def _lease_until(now: dt.datetime) -> dt.datetime:
+    return now + dt.timedelta(seconds=settings.SIDEBAND_LEASE_S)
+
+
+def lease_claim(*, call_id: str, generation: int, owner: str, dispatch: str = "") -> bool:
+    """Take the call's lease for `owner`; False = someone else holds it, or the call is not live.
+
+    A False answer means the task is a duplicate (or stale) and must do nothing.
+    """
+    now = timezone.now()
+    free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(lease_owner=owner)
+    if dispatch:
+        free |= Q(lease_owner=dispatch)
+    updated = (
+        Call.objects.filter(call_id=call_id, generation=generation, ended_at__isnull=True)
+        .filter(_current_call())
+        .filter(free)
+        .update(lease_owner=owner, lease_expires_at=_lease_until(now))
+    )
+    if updated:
+        Call.objects.filter(call_id=call_id, attached_at__isnull=True).update(attached_at=now)
+    return bool(updated)
+
+
+def leases_heartbeat(*, owner: str, call_ids: Iterable[str], extend: bool = True) -> set[str]:
+    """The call ids this owner still holds (live, current, lease ours); extends their leases.
+
+    One SELECT (and with `extend` one UPDATE) for all of the process's calls, however many.
+    """
+    ids = list(call_ids)
+    if not ids:
+        return set()
+    now = timezone.now()
+    held = Call.objects.filter(call_id__in=ids, lease_owner=owner, ended_at__isnull=True).filter(
+        _current_call()
+    )
+    kept = set(held.values_list("call_id", flat=True))
+    if kept and extend:
+        Call.objects.filter(call_id__in=kept, lease_owner=owner, ended_at__isnull=True).update(
+            lease_expires_at=_lease_until(now)
+        )
+    return kept
+
+
+def lease_release(*, owner: str, call_ids: Iterable[str]) -> list[tuple[str, int]]:
+    """Hand calls back (graceful shutdown): their leases expire now, so anyone may claim them.
+
+    Returns (call_id, generation) of the live calls released, for re-dispatch.
+    """
+    ids = list(call_ids)
+    if not ids:
+        return []
+    with transaction.atomic():
+        rows = list(
+            Call.objects.select_for_update()
+            .filter(call_id__in=ids, lease_owner=owner, ended_at__isnull=True)
+            .values_list("call_id", "generation")
+        )
+        Call.objects.filter(call_id__in=[r[0] for r in rows], lease_owner=owner).update(
+            lease_owner="", lease_expires_at=None
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class EndedCall:
+    call_id: str
+    session_public_id: str
+    reason: str
+
+
+def call_end(*, call_id: str, reason: str, message: str = "") -> EndedCall | None:
+    """Mark a live call ended with `reason` (Call.EndReason); None if it had already ended.
+
+    The page is told (`call.ended`) once the row is committed, so it can renew.
+    """
+    from sideband.push import push_to_session_public_id
+
+    if reason not in Call.EndReason.values:
+        raise ValueError(f"unknown end reason {reason!r}")
+    now = timezone.now()
+    with transaction.atomic():
+        updated = Call.objects.filter(call_id=call_id, ended_at__isnull=True).update(
+            ended_at=now, end_reason=reason, lease_owner="", lease_expires_at=None
+        )
+        if not updated:
+            return None
+        call = Call.objects.select_related("session").get(call_id=call_id)
+        public_id = str(call.session.public_id)
+        payload = {
+            "type": "call.ended",
+            "callId": call_id,
+            "reason": reason,
+            "message": message,
+            "generation": call.generation,
+        }
+        transaction.on_commit(
+            lambda: push_to_session_public_id(session_public_id=public_id, payload=payload)
+        )
+    logger.info("call %s ended: %s", call_id, reason)
+    return EndedCall(call_id=call_id, session_public_id=public_id, reason=reason)
+
+
+def call_lost_reason(*, call_id: str, owner: str) -> str | None:
+    """Why an owner lost a call: the end reason to record, or None (ended already/taken over).
+
+    A call whose session moved to a newer generation ends `superseded`; a closed session ends
+    its calls `session_closed`; a lease taken by another owner is theirs now, not an end.
+    """
+    call = Call.objects.select_related("session").filter(call_id=call_id).first()
+    if call is None or call.ended_at is not None:
+        return None
+    if call.session.current_generation > call.generation:
+        return Call.EndReason.SUPERSEDED
+    if call.session.status != Session.Status.ACTIVE:
+        return Call.EndReason.SESSION_CLOSED
+    return None
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    call_id: str
+    generation: int
+    token: str
+
+
+def calls_reconcile(*, limit: int = 500) -> list[Dispatch]:
+    """Find live calls whose owner went silent; reserve each for one new dispatch.
+
+    Returns the reservations; the caller sends `call_own` for each (after commit). Calls that
+    can no longer be owned (superseded, session closed, past the session cap) are ended instead.
+    """
+    now = timezone.now()
+    grace = dt.timedelta(seconds=settings.SIDEBAND_LEASE_S)
+    silent = (
+        Call.objects.filter(ended_at__isnull=True)
+        .filter(
+            Q(lease_expires_at__lt=now)
+            | Q(lease_expires_at__isnull=True, registered_at__lt=now - grace)
+        )
+        .select_related("session")
+        .order_by("lease_expires_at")[:limit]
+    )
+    cap = dt.timedelta(seconds=settings.REALTIME_SESSION_MAX_S + settings.SIDEBAND_LEASE_S)
+    dispatches: list[Dispatch] = []
+    for call in silent:
+        if call.session.current_generation > call.generation:
+            call_end(call_id=call.call_id, reason=Call.EndReason.SUPERSEDED)
+            continue
+        if call.session.status != Session.Status.ACTIVE:
+            call_end(call_id=call.call_id, reason=Call.EndReason.SESSION_CLOSED)
+            continue
+        if call.registered_at < now - cap:
+            call_end(call_id=call.call_id, reason=Call.EndReason.SESSION_EXPIRED)
+            continue
+        token = DISPATCH_PREFIX + secrets.token_hex(8)
+        # Compare-and-set on the lease we read: a concurrent reconciler or a reviving owner
+        # changes it, and then this reservation does nothing.
+        reserved = Call.objects.filter(
+            pk=call.pk,
+            ended_at__isnull=True,
+            lease_owner=call.lease_owner,
+            lease_expires_at=call.lease_expires_at,
+        ).update(lease_owner=token, lease_expires_at=_lease_until(now))
+        if reserved:
+            dispatches.append(
+                Dispatch(call_id=call.call_id, generation=call.generation, token=token)
+            )
+    return dispatches

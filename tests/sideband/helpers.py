@@ -1,0 +1,215 @@
+"""Helpers of the sideband tests: real `celery worker` processes, emulator calls, DB polling.
+
+The worker is a real `celery -A config worker -P threads` subprocess on the test database
+(pytest-django's `test_<name>`), the Redis db of this run and the emulator fixture; tests that
+kill workers start their own through `workers`. Every wait polls with a bounded deadline.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from django.conf import settings as django_settings
+
+from sessions_app.models import Call, Session, TranscriptTurn
+from sessions_app.services import call_register
+from tests.factories import ClientSecretFactory, SessionFactory
+
+if TYPE_CHECKING:
+    from realtime_emulator.testing import EmulatorServer
+
+ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+# Short lease and fast polls: the tests wait on the same mechanisms as production, scaled down.
+WORKER_ENV = {
+    "SIDEBAND_LEASE_S": "3",
+    "SIDEBAND_POLL_S": "0.2",
+    "SIDEBAND_HEARTBEAT_S": "0.5",
+    # A dropped socket is retried after 0.25-0.5 s at first: the gap tests act inside that window.
+    "SIDEBAND_BACKOFF_BASE_S": "0.5",
+    "SIDEBAND_BACKOFF_MAX_S": "2",
+    "SIDEBAND_PING_S": "5",
+}
+
+
+def wait_for(
+    predicate: Callable[[], T | None],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    what: str = "",
+) -> T:
+    """Poll until `predicate()` is truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+class Worker:
+    def __init__(self, proc: subprocess.Popen[bytes], name: str, log: Path) -> None:
+        self.proc = proc
+        self.name = name
+        self.log = log
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+
+class Workers:
+    """Starts and stops real sideband worker processes; stops them all at the end."""
+
+    def __init__(self, *, env: dict[str, str], log_dir: Path) -> None:
+        self.env = env
+        self.log_dir = log_dir
+        self.running: list[Worker] = []
+
+    def start(self) -> Worker:
+        name = f"sb-{uuid.uuid4().hex[:6]}"
+        log = self.log_dir / f"{name}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "config",
+                    "worker",
+                    "-Q",
+                    f"{django_settings.SIDEBAND_QUEUE},default",
+                    "-P",
+                    "threads",
+                    "-c",
+                    "4",
+                    "-n",
+                    f"{name}@%h",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                    "-l",
+                    "INFO",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        worker = Worker(proc, name, log)
+        self.running.append(worker)
+        wait_for(
+            lambda: " ready." in worker.log_text() or not worker.alive(),
+            timeout=30,
+            what=f"worker {name} to be ready",
+        )
+        assert worker.alive(), worker.log_text()
+        return worker
+
+    def stop(self, worker: Worker, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+        if worker.alive():
+            worker.proc.send_signal(sig)
+            try:
+                worker.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                worker.proc.kill()
+                worker.proc.wait(5)
+        if worker in self.running:
+            self.running.remove(worker)
+
+    def any(self) -> Worker:
+        """A running worker (starting one if none runs)."""
+        for worker in self.running:
+            if worker.alive():
+                return worker
+        return self.start()
+
+    def stop_all(self) -> None:
+        for worker in list(self.running):
+            self.stop(worker)
+
+
+# --- Emulator calls and the rows that register them -----------------------------------------
+
+
+def synthetic_call(upstream: EmulatorServer, **options: Any) -> dict[str, Any]:
+    """One idle emulator call (driven by user-text/user-audio); {call_id, client_secret, ...}."""
+    body = {"count": 1, "turns": 0, "start": "now", **options}
+    return upstream.control("POST", "/_emulator/synthetic-calls", body)["calls"][0]
+
+
+def emulator_call(upstream: EmulatorServer, call_id: str) -> dict[str, Any]:
+    return upstream.control("GET", f"/_emulator/calls/{call_id}")
+
+
+def sidebands(upstream: EmulatorServer, call_id: str) -> int:
+    return int(emulator_call(upstream, call_id)["sidebands"])
+
+
+def session_new(**fields: Any) -> Session:
+    return cast(Session, SessionFactory(**fields))
+
+
+def call_start(session: Session, synthetic: dict[str, Any], *, kind: str = "create") -> Call:
+    """Record the emulator call's secret for the session and register the call (dispatches
+    `call_own` on commit, as POST /session/call does)."""
+    ClientSecretFactory(session=session, kind=kind, value=synthetic["client_secret"])
+    call, created = call_register(session=session, call_id=synthetic["call_id"])
+    assert created
+    return call
+
+
+def attached(upstream: EmulatorServer, call: Call, *, timeout: float = 10.0) -> Call:
+    """Wait until the worker holds the call's lease and its socket is joined upstream."""
+    wait_for(
+        lambda: (
+            sidebands(upstream, call.call_id) == 1
+            and Call.objects.filter(pk=call.pk).exclude(lease_owner="").exists()
+        ),
+        timeout=timeout,
+        what=f"sideband of {call.call_id}",
+    )
+    call.refresh_from_db()
+    return call
+
+
+def turns(session: Session) -> list[tuple[str, str | None, str]]:
+    """(role, text, status) of the session's turns, in conversation order."""
+    return [
+        (t.role, t.text, t.status)
+        for t in TranscriptTurn.objects.filter(session=session).order_by("position")
+    ]
+
+
+def turns_settled(session: Session, count: int) -> Callable[[], list[Any] | None]:
+    """A predicate: the session has `count` turns, none in progress."""
+
+    def check() -> list[Any] | None:
+        rows = turns(session)
+        if len(rows) == count and all(status != "in_progress" for _, _, status in rows):
+            return rows
+        return None
+
+    return check
+
+
+def reply(text: str) -> str:
+    return f'You said: "{text}".'

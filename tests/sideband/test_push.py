@@ -1,0 +1,121 @@
+"""The live push: `ws/session/<id>/` (owner only, origin checked), snapshot, numbered messages."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings as django_settings
+from django.db import connections
+
+from config.asgi import application
+from sessions_app.models import Session
+from sideband.push import push_seq_current, push_to_session
+from tests.factories import OWNER_CREDENTIAL, TranscriptTurnFactory
+from tests.sideband.helpers import session_new
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ORIGIN = (b"origin", b"http://testserver")
+
+
+@pytest.fixture(autouse=True)
+async def _close_db_in_sync_thread() -> Any:
+    """The ORM ran in asgiref's sync thread: close its connection so the test DB can drop."""
+    yield
+    await sync_to_async(connections.close_all)()
+
+
+def _cookie(credential: str) -> tuple[bytes, bytes]:
+    return (b"cookie", f"{django_settings.CLIENT_COOKIE_NAME}={credential}".encode())
+
+
+def page(session_id: Any, headers: list[tuple[bytes, bytes]]) -> WebsocketCommunicator:
+    return WebsocketCommunicator(application, f"/ws/session/{session_id}/", headers=headers)
+
+
+async def test_owner_gets_a_snapshot_on_connect() -> None:
+    session = await sync_to_async(session_new)()
+    turn = await sync_to_async(TranscriptTurnFactory)(session=session, text="hello")
+    communicator = page(session.public_id, [ORIGIN, _cookie(OWNER_CREDENTIAL)])
+
+    connected, _ = await communicator.connect()
+    snapshot = await communicator.receive_json_from(timeout=5)
+    await communicator.disconnect()
+
+    assert connected is True
+    assert snapshot["type"] == "snapshot"
+    assert snapshot["seq"] == 0
+    assert [(t["itemId"], t["text"], t["role"]) for t in snapshot["turns"]] == [
+        (turn.item_id, "hello", "user")
+    ]
+
+
+async def test_pushes_reach_the_page_numbered_in_order() -> None:
+    session = await sync_to_async(session_new)()
+    communicator = page(session.public_id, [ORIGIN, _cookie(OWNER_CREDENTIAL)])
+    await communicator.connect()
+    await communicator.receive_json_from(timeout=5)
+
+    seqs = [
+        await sync_to_async(push_to_session)(session=session, payload={"type": "profile", "n": n})
+        for n in range(3)
+    ]
+    received = [await communicator.receive_json_from(timeout=5) for _ in range(3)]
+    await communicator.disconnect()
+
+    assert seqs == [1, 2, 3]
+    assert received == [{"type": "profile", "n": n, "seq": n + 1} for n in range(3)]
+    assert await sync_to_async(push_seq_current)(session_public_id=str(session.public_id)) == 3
+
+
+async def test_snapshot_carries_the_current_sequence_number() -> None:
+    session = await sync_to_async(session_new)()
+    await sync_to_async(push_to_session)(session=session, payload={"type": "profile"})
+    communicator = page(session.public_id, [ORIGIN, _cookie(OWNER_CREDENTIAL)])
+
+    await communicator.connect()
+    snapshot = await communicator.receive_json_from(timeout=5)
+    await communicator.disconnect()
+
+    assert snapshot["seq"] == 1
+
+
+async def test_a_stranger_is_refused_and_hears_nothing() -> None:
+    session = await sync_to_async(session_new)()
+    communicator = page(session.public_id, [ORIGIN, _cookie("someone-else-" + "x" * 40)])
+
+    connected, _ = await communicator.connect()
+
+    assert connected is False
+    assert await sync_to_async(Session.objects.filter(pk=session.pk).count)() == 1
+
+
+async def test_no_cookie_is_refused() -> None:
+    session = await sync_to_async(session_new)()
+    communicator = page(session.public_id, [ORIGIN])
+
+    connected, _ = await communicator.connect()
+
+    assert connected is False
+
+
+async def test_a_foreign_origin_is_refused() -> None:
+    session = await sync_to_async(session_new)()
+    headers = [(b"origin", b"http://evil.example"), _cookie(OWNER_CREDENTIAL)]
+    communicator = page(session.public_id, headers)
+
+    connected, _ = await communicator.connect()
+
+    assert connected is False
+
+
+async def test_an_unknown_session_is_refused() -> None:
+    communicator = page(uuid.uuid4(), [ORIGIN, _cookie(OWNER_CREDENTIAL)])
+
+    connected, _ = await communicator.connect()
+
+    assert connected is False
