@@ -12,6 +12,7 @@ from django.urls import resolve
 
 from sessions_app.models import Call, Session, TranscriptTurn
 from sessions_app.selectors import iso
+from sideband.push import push_seq_next
 from tests.factories import CallFactory, ClientSecretFactory, SessionFactory, TranscriptTurnFactory
 from tests.sessions_app.helpers import post_json
 
@@ -75,7 +76,9 @@ def test_session_state_shows_status_calls_and_secret_expiry(owner: Client) -> No
 
 
 def test_transcript_lists_turns_in_order_with_tool_fields(owner: Client) -> None:
-    session = SessionFactory.create(push_seq=7)
+    session = SessionFactory.create()
+    for _ in range(7):
+        push_seq_next(session_public_id=str(session.public_id))
     call = CallFactory.create(session=session, generation=1)
     later = TranscriptTurnFactory.create(
         session=session, call=call, position=2048, role="assistant", text="You said: hi"
