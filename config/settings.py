@@ -94,7 +94,13 @@ else:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
+            "CONFIG": {
+                # channels-redis blocks up to 5 s waiting for a message; redis-py's own read
+                # timeout must outlast that, or an idle consumer fails with a read timeout.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 10}],
+                "capacity": 1000,
+                "expiry": 30,
+            },
         }
     }
 
@@ -144,6 +150,9 @@ REALTIME_BASE_INSTRUCTIONS = env_str(
     "You are a friendly, concise voice assistant. Speak naturally and keep answers short.",
 )
 CLIENT_SECRET_TTL_S = env_int("CLIENT_SECRET_TTL_S", 600, minimum=10)
+# The page renews this long before its key expires (and before the session's cap);
+# 0 = a tenth of the key's lifetime, kept between 5 and 60 seconds.
+PAGE_RENEW_MARGIN_S = env_int("PAGE_RENEW_MARGIN_S", 0, minimum=0)
 # Realtime sessions end at 60 minutes upstream.
 REALTIME_SESSION_MAX_S = env_int("REALTIME_SESSION_MAX_S", 3600, minimum=1)
 

@@ -24,7 +24,7 @@ def page_config() -> dict[str, Any]:
         "upstreamBaseUrl": settings.OPENAI_BROWSER_BASE_URL,
         "clientSecretTtlS": ttl,
         # Renew this long before the key expires (and before the call's time limit).
-        "renewMarginS": getattr(settings, "PAGE_RENEW_MARGIN_S", min(60, max(5, ttl // 10))),
+        "renewMarginS": settings.PAGE_RENEW_MARGIN_S or min(60, max(5, ttl // 10)),
         "sessionMaxS": settings.REALTIME_SESSION_MAX_S,
     }
 

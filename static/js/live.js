@@ -1,0 +1,89 @@
+// The server's live socket (`ws/session/<id>/`): a snapshot on connect, then numbered messages.
+// A gap in the numbers means a message was lost (channels-redis drops past capacity), so the
+// page re-reads the transcript from the server, which stays the source of truth.
+
+const RECONNECT_MIN_MS = 500;
+const RECONNECT_MAX_MS = 10000;
+// The server closes with 4403 when this browser does not own the session: do not retry.
+const CLOSE_FORBIDDEN = 4403;
+
+export class LiveSocket {
+  /**
+   * @param {string} sessionId
+   * @param {{onMessage: (msg: object) => void, onGap: () => void, onStatus: (s: string) => void}} handlers
+   */
+  constructor(sessionId, { onMessage, onGap, onStatus }) {
+    this.sessionId = sessionId;
+    this.onMessage = onMessage;
+    this.onGap = onGap;
+    this.onStatus = onStatus;
+    this.seq = null;
+    this.socket = null;
+    this.closed = false;
+    this.attempt = 0;
+    this.timer = null;
+    this.connect();
+  }
+
+  url() {
+    const scheme = window.location.protocol === "https:" ? "wss" : "ws";
+    return `${scheme}://${window.location.host}/ws/session/${encodeURIComponent(this.sessionId)}/`;
+  }
+
+  connect() {
+    if (this.closed) return;
+    const socket = new WebSocket(this.url());
+    this.socket = socket;
+    socket.addEventListener("open", () => {
+      this.attempt = 0;
+      this.onStatus("open");
+    });
+    socket.addEventListener("message", (event) => {
+      let msg;
+      try {
+        msg = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      this.receive(msg);
+    });
+    socket.addEventListener("close", (event) => {
+      if (this.socket !== socket || this.closed) return;
+      if (event.code === CLOSE_FORBIDDEN) {
+        this.closed = true;
+        this.onStatus("forbidden");
+        return;
+      }
+      this.onStatus("closed");
+      const delay = Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * 2 ** this.attempt);
+      this.attempt += 1;
+      // Jitter so many pages do not reconnect in step after a server restart.
+      this.timer = setTimeout(() => this.connect(), delay * (0.5 + Math.random() / 2));
+    });
+  }
+
+  receive(msg) {
+    const seq = typeof msg.seq === "number" ? msg.seq : null;
+    if (msg.type === "snapshot") {
+      this.seq = seq;
+      this.onMessage(msg);
+      return;
+    }
+    if (seq !== null && this.seq !== null) {
+      if (seq <= this.seq) return; // already seen (a snapshot can include it)
+      if (seq > this.seq + 1) {
+        this.seq = seq;
+        this.onGap();
+      }
+    }
+    if (seq !== null) this.seq = seq;
+    this.onMessage(msg);
+  }
+
+  close() {
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.socket?.close();
+    this.socket = null;
+  }
+}

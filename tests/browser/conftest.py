@@ -1,0 +1,378 @@
+"""End-to-end fixtures: Debian's Chromium (Playwright) against the real stack.
+
+The app server and the worker are module-scoped: they stop when the browser tests are done, so
+this worker never takes tasks meant for another suite's workers in the same run.
+
+The page is served by the real ASGI app under daphne in a subprocess, a real Celery worker
+process owns the sidebands, Postgres and Redis are real, and the upstream is the emulator
+(`emulator_server`) over real WebRTC. Subprocesses get the test database's name, so the tests
+use `django_db(transaction=True)`: what the browser writes is committed and visible here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import wave
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from urllib.parse import quote
+
+import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page, Playwright
+
+    from realtime_emulator.testing import EmulatorServer
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts"
+SCREENSHOTS = ARTIFACTS / "screenshots"
+LOGS = ARTIFACTS / "logs"
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+# Playwright adds --headless itself (headless=True).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-device-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+    # Host candidates as plain 127.0.0.1 instead of mDNS `.local` names aiortc cannot resolve.
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+]
+SAMPLE_RATE = 48_000
+
+T = TypeVar("T")
+
+
+def wait_until(predicate: Callable[[], T], *, timeout: float, what: str) -> T:
+    """Poll `predicate` until it returns something truthy; fail naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def _database_url(db: Mapping[str, Any]) -> str:
+    user = quote(db.get("USER") or "")
+    password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{quote(db['NAME'])}"
+
+
+@pytest.fixture(scope="module")
+def stack_env(django_db_setup: None, emulator_server: EmulatorServer) -> dict[str, str]:
+    """The environment of the app and worker subprocesses: the TEST database, our Redis db."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    redis_url = os.environ.get("REDIS_URL", "")
+    if "postgresql" not in db["ENGINE"] or not redis_url:
+        pytest.fail("browser tests need DATABASE_URL (Postgres) and REDIS_URL (see Makefile)")
+    LOGS.mkdir(parents=True, exist_ok=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    (LOGS / "console.log").unlink(missing_ok=True)
+    env = dict(os.environ)
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the test process's concern only
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DATABASE_URL": _database_url(db),
+            "REDIS_URL": redis_url,
+            "OPENAI_API_KEY": "",
+            "EMULATOR_API_KEY": emulator_server.api_key,
+            "OPENAI_BASE_URL": emulator_server.api_base,
+            "OPENAI_BROWSER_BASE_URL": emulator_server.api_base,
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DEBUG": "1",
+            "CLIENT_COOKIE_SECURE": "0",
+            "PYTHONUNBUFFERED": "1",
+            # config.asgi serves /static/ itself (the page's ES modules and stylesheet).
+            "SERVE_STATIC": "1",
+            # Every browser here is 127.0.0.1; the per-client limits have their own tests.
+            "RATE_LIMIT_CREATE_PER_MINUTE": "1000",
+            "RATE_LIMIT_RENEW_PER_MINUTE": "1000",
+        }
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def app_server(stack_env: dict[str, str]) -> Iterator[str]:
+    """The real ASGI app (HTTP + Channels) under daphne on a free port; yields its base URL."""
+    port = free_port()
+    with (LOGS / "daphne.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "config.asgi:application",
+            ],
+            cwd=ROOT,
+            env=stack_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_until(
+                lambda: proc.poll() is not None or _http_ok(f"{base}/"),
+                timeout=30,
+                what="daphne to serve /",
+            )
+            assert proc.poll() is None, "daphne exited; see artifacts/logs/daphne.log"
+            yield base
+        finally:
+            _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def celery_worker(stack_env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """A real Celery worker for the sideband and default queues (a thread pool)."""
+    log_path = LOGS / "worker.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                "sideband,default",
+                "-P",
+                "threads",
+                "-c",
+                "16",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-n",
+                f"browser-{os.getpid()}@%h",
+                "-l",
+                "INFO",
+            ],
+            cwd=ROOT,
+            env=stack_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_until(
+                lambda: proc.poll() is not None or b" ready." in log_path.read_bytes(),
+                timeout=60,
+                what="the Celery worker to be ready",
+            )
+            assert proc.poll() is None, "the worker exited; see artifacts/logs/worker.log"
+            yield proc
+        finally:
+            _stop(proc)
+
+
+def _wav(path: Path, samples: list[int]) -> Path:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes(struct.pack(f"<{len(samples)}h", *samples))
+    return path
+
+
+def speech_like(seconds: float) -> list[int]:
+    """A voiced sound: a 150 Hz buzz with harmonics, its loudness swinging like syllables."""
+    samples = []
+    for i in range(int(seconds * SAMPLE_RATE)):
+        t = i / SAMPLE_RATE
+        syllables = 0.6 + 0.4 * math.sin(2 * math.pi * 4 * t)
+        pitch = 150 + 20 * math.sin(2 * math.pi * 0.7 * t)
+        voice = sum(math.sin(2 * math.pi * pitch * k * t) / k for k in (1, 2, 3, 4))
+        samples.append(int(9000 * syllables * voice))
+    return samples
+
+
+@pytest.fixture(scope="session")
+def fake_audio(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Fake microphone inputs (Chromium loops the file): silence, and one 1 s utterance every
+    8 s (7 s of silence first, so nothing is said before the test is ready to listen)."""
+    folder = tmp_path_factory.mktemp("audio")
+    silence = [0] * (8 * SAMPLE_RATE)
+    return {
+        "silence": _wav(folder / "silence.wav", silence),
+        "speech": _wav(folder / "speech.wav", [0] * (7 * SAMPLE_RATE) + speech_like(1.0)),
+    }
+
+
+def _calls_hang_up(upstream: EmulatorServer) -> None:
+    """End this test's calls in the emulator, so none lingers into the next test (or another
+    suite) waiting for a WebRTC timeout."""
+    from realtime_emulator.testing import EmulatorError
+    from sessions_app.models import Call
+
+    for call_id in Call.objects.values_list("call_id", flat=True):
+        with contextlib.suppress(EmulatorError):  # already ended
+            upstream.control("POST", f"/_emulator/calls/{call_id}/hangup")
+
+
+def _database_quiet() -> bool:
+    """No other connection is inside a statement or transaction on the test database, so the
+    flush after the test (TRUNCATE) does not deadlock with the worker recording call ends."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND state <> 'idle'"
+        )
+        busy = cursor.fetchone()
+    return busy is not None and busy[0] == 0
+
+
+def _quiet_after_hang_up() -> None:
+    from sessions_app.models import Call
+
+    wait_until(
+        lambda: not Call.objects.filter(ended_at__isnull=True).exists(),
+        timeout=15,
+        what="the worker to record every call's end",
+    )
+    wait_until(
+        _database_quiet_twice,
+        timeout=15,
+        what="the other connections to the test database to go idle",
+    )
+
+
+def _database_quiet_twice() -> bool:
+    """Quiet, and still quiet a moment later: the worker's last writes have committed."""
+    if not _database_quiet():
+        return False
+    time.sleep(0.2)
+    return _database_quiet()
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    """Sync Playwright, for this module only: its event loop runs in this thread while it lives,
+    which pytest-asyncio tests of other suites in the same run must not meet. Meanwhile
+    Django's ORM (the tests read what the server wrote) must be told that this is fine."""
+    from playwright.sync_api import sync_playwright
+
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as p:
+            yield p
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def launch_page(
+    playwright: Playwright,
+    app_server: str,
+    celery_worker: subprocess.Popen[bytes],
+    fake_audio: dict[str, Path],
+    upstream: EmulatorServer,
+    request: pytest.FixtureRequest,
+) -> Iterator[Callable[..., Page]]:
+    """`launch_page(audio="silence"|"speech", width=, height=, clock=, microphone_allowed=,
+    color_scheme=)`
+    → a page at the app's /.
+
+    Each call starts its own Chromium (the fake microphone's file is a launch flag); all are
+    closed after the test, which hangs up their calls.
+    """
+    browsers = []
+    console: list[str] = []
+
+    def launch(
+        *,
+        audio: str = "silence",
+        width: int = 1280,
+        height: int = 900,
+        clock: bool = False,
+        microphone_allowed: bool = True,
+        color_scheme: Literal["light", "dark"] = "light",
+    ) -> Page:
+        args = [*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={fake_audio[audio]}"]
+        if microphone_allowed:
+            # Answers the permission prompt with "allow"; without it headless Chromium denies.
+            args.append("--use-fake-ui-for-media-stream")
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
+        browsers.append(browser)
+        context = browser.new_context(
+            base_url=app_server,
+            viewport={"width": width, "height": height},
+            color_scheme=color_scheme,
+        )
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
+        page.on("pageerror", lambda exc: console.append(f"pageerror: {exc}"))
+        if clock:
+            # A controllable clock (Date, timers), so a test can jump to near a key's expiry.
+            page.clock.install()
+        page.goto("/")
+        return page
+
+    yield launch
+    for browser in browsers:
+        for context in browser.contexts:
+            for page in context.pages:
+                page.close()  # the page hangs up on `pagehide`
+        browser.close()
+    _calls_hang_up(upstream)
+    _quiet_after_hang_up()
+    with (LOGS / "console.log").open("a") as out:
+        out.write(f"--- {request.node.name}\n" + "".join(f"{line}\n" for line in console))
