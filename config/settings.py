@@ -95,9 +95,10 @@ else:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                # channels-redis blocks up to 5 s waiting for a message; redis-py's own read
-                # timeout must outlast that, or an idle consumer fails with a read timeout.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 10}],
+                # channels-redis blocks up to 5 s in BZPOPMIN waiting for a message; redis-py 8
+                # reads with a 5 s socket timeout by default, which fails an idle consumer.
+                # No read timeout: the blocking command's own timeout bounds the wait.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
                 "capacity": 1000,
                 "expiry": 30,
             },
