@@ -253,7 +253,7 @@ LOGGING = {
 SIDEBAND_POLL_S = env_float("SIDEBAND_POLL_S", 1.0, minimum=0.05)  # supersede/lease-loss check
 SIDEBAND_HEARTBEAT_S = env_float("SIDEBAND_HEARTBEAT_S", 5.0, minimum=0.1)  # lease extension
 SIDEBAND_RECONCILE_S = env_float("SIDEBAND_RECONCILE_S", 5.0, minimum=0.1)  # beat period
-SIDEBAND_WRITERS = env_int("SIDEBAND_WRITERS", 8, minimum=1)  # DB writer threads per process
+SIDEBAND_WRITERS = env_int("SIDEBAND_WRITERS", 4, minimum=1)  # DB writer threads per process
 SIDEBAND_WRITE_BATCH = env_int("SIDEBAND_WRITE_BATCH", 200, minimum=1)
 # GIL hand-off interval of a worker process (sys.setswitchinterval); Python's default is 0.005.
 SIDEBAND_SWITCH_INTERVAL_S = env_float("SIDEBAND_SWITCH_INTERVAL_S", 0.001, minimum=0.0001)

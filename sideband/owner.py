@@ -68,7 +68,7 @@ from sideband.capture import (
     capture_frame,
 )
 from sideband.push import Pusher
-from sideband.transcript import Fenced, turns_apply
+from sideband.transcript import Fenced, turns_apply_batch
 
 logger = logging.getLogger(__name__)
 
@@ -482,25 +482,27 @@ class SidebandOwner:
     def _commit(
         self, grouped: list[tuple[CallConnection, list[TurnUpsert], list[float], list[_Job]]]
     ) -> list[tuple[CallConnection, list[TranscriptTurn], list[float]]]:
-        """One transaction (one WAL flush) for the whole batch; each call's writes are fenced
-        in a savepoint of their own (turns_apply), so one fenced or failing call does not
-        spoil the others'. Pushes go out only after the commit."""
+        """One transaction (one WAL flush) for the whole batch, set-based: the calls' writes
+        cost a handful of statements together (turns_apply_batch); a fenced or refused call
+        writes nothing and does not spoil the others'. Pushes go out only after the commit."""
         committed: list[tuple[CallConnection, list[TranscriptTurn], list[float]]] = []
+        writing = [(conn, upserts, done) for conn, upserts, done, _ends in grouped if upserts]
         with transaction.atomic():
-            for conn, upserts, done_times, ends in grouped:
-                if upserts:
-                    try:
-                        turns = turns_apply(call=conn.spec.call, ops=upserts)
-                    except Fenced:
-                        # A newer call of the session owns the transcript: this socket must go.
-                        self.stats.fenced += 1
-                        logger.info("sideband fenced, closing call=%s", conn.call_id)
-                        conn.stop()
-                    except IntegrityError:
-                        logger.exception("sideband write refused call=%s", conn.call_id)
-                    else:
-                        committed.append((conn, turns, done_times))
-                for _conn, _ups, reason, message, _t in ends:
+            outcomes = turns_apply_batch(
+                writes=[(conn.spec.call, upserts) for conn, upserts, _done in writing]
+            )
+            for (conn, _upserts, done_times), outcome in zip(writing, outcomes, strict=True):
+                if isinstance(outcome, Fenced):
+                    # A newer call of the session owns the transcript: this socket must go.
+                    self.stats.fenced += 1
+                    logger.info("sideband fenced, closing call=%s", conn.call_id)
+                    conn.stop()
+                elif isinstance(outcome, IntegrityError):
+                    logger.error("sideband write refused call=%s: %s", conn.call_id, outcome)
+                else:
+                    committed.append((conn, outcome, done_times))
+            for conn, _ups, _done, ends in grouped:
+                for _conn, _u, reason, message, _t in ends:
                     services.call_end(call_id=conn.call_id, reason=reason, message=message)
         return committed
 
@@ -552,7 +554,7 @@ class SidebandOwner:
             return
         from sideband.push import _redis
 
-        samples = list(self.stats.commit_ms)
+        samples = list(self.stats.commit_ms)[-5000:]  # sorted every second: the recent ones
         conns = self.connections()
         figures = {
             "owner": self.owner_id,
@@ -569,7 +571,7 @@ class SidebandOwner:
             "push_failed": self.pusher.failed,
             "p50_commit_ms": Stats.percentile(samples, 50),
             "p99_commit_ms": Stats.percentile(samples, 99),
-            "p99_push_send_ms": Stats.percentile(list(self.pusher.latency_ms), 99),
+            "p99_push_send_ms": Stats.percentile(list(self.pusher.latency_ms)[-5000:], 99),
             "at": time.time(),
         }
         _redis().set(f"sideband:stats:{self.owner_id}", json.dumps(figures), ex=60)

@@ -33,8 +33,10 @@ logger = logging.getLogger(__name__)
 
 # Keys outlive any session (60-minute cap) by far; they expire so Redis does not fill up.
 SEQ_TTL_S = 2 * 24 * 3600
+SEQ_TTL_REFRESH_S = 3600
 MESSAGE_TYPE = "session.push"
 PUSH_CONCURRENCY = 32
+PUSH_LINGER_S = 0.05
 
 
 def session_group(session_public_id: str) -> str:
@@ -111,6 +113,9 @@ class Pusher:
         self._queues: list[asyncio.Queue[tuple[str, dict[str, Any], float] | None]] = []
         self._thread = threading.Thread(target=self._run, name="sideband-pusher", daemon=True)
         self._ready = threading.Event()
+        self._inbox: deque[tuple[str, dict[str, Any], float]] = deque()
+        self._expired_at: dict[str, float] = {}  # session -> when its seq key's TTL was set
+        self._wake_pending = False
         self.sent = 0
         self.group_sends = 0
         self.failed = 0
@@ -122,13 +127,27 @@ class Pusher:
         self._ready.wait(10)
 
     def push(self, session_public_id: str, payload: dict[str, Any]) -> None:
-        shard = zlib.crc32(session_public_id.encode()) % self._shards
-        item = (session_public_id, payload, time.monotonic())
-        self._loop.call_soon_threadsafe(self._queues[shard].put_nowait, item)
+        """Queue a message (any thread). The pusher loop is woken once per burst, not once per
+        message: a thousand calls' deltas would otherwise cost a loop wake-up each."""
+        self._inbox.append((session_public_id, payload, time.monotonic()))
+        if not self._wake_pending:
+            self._wake_pending = True
+            self._loop.call_soon_threadsafe(self._transfer)
+
+    def _transfer(self) -> None:
+        """On the pusher loop: move the inbox to the shards' queues (a session keeps its shard,
+        so its messages keep their order)."""
+        self._wake_pending = False  # before draining: a push after this schedules a new wake
+        inbox = self._inbox
+        while inbox:
+            item = inbox.popleft()
+            shard = zlib.crc32(item[0].encode()) % self._shards
+            self._queues[shard].put_nowait(item)
 
     def stop(self, timeout: float = 5.0) -> None:
         if not self._thread.is_alive():
             return
+        self._loop.call_soon_threadsafe(self._transfer)  # what is queued goes out first
         for q in self._queues:
             self._loop.call_soon_threadsafe(q.put_nowait, None)
         self._thread.join(timeout)
@@ -155,6 +174,10 @@ class Pusher:
         layer = get_channel_layer()
         while True:
             items = [await q.get()]
+            if items[0] is not None:
+                # Let a burst gather: one batch per shard and linger, consecutive deltas of an
+                # item merged, instead of a Redis batch per message.
+                await asyncio.sleep(PUSH_LINGER_S)
             while not q.empty():
                 items.append(q.get_nowait())
             batch: dict[str, list[dict[str, Any]]] = {}
@@ -189,42 +212,152 @@ class Pusher:
                 firsts[public_id] = last - len(payloads) + 1
         else:
             pipe = client.pipeline(transaction=False)
+            now = time.monotonic()
             for public_id, payloads in merged.items():
                 pipe.incrby(_seq_key(public_id), len(payloads))
-                pipe.expire(_seq_key(public_id), SEQ_TTL_S)
-            results = await pipe.execute()
-            firsts = {
-                public_id: int(results[2 * i]) - len(payloads) + 1
-                for i, (public_id, payloads) in enumerate(merged.items())
-            }
+                # The key's TTL is renewed now and then, not with every batch (half the
+                # commands); SEQ_TTL_S is days, the refresh interval an hour at most.
+                if now - self._expired_at.get(public_id, -SEQ_TTL_REFRESH_S) >= SEQ_TTL_REFRESH_S:
+                    pipe.expire(_seq_key(public_id), SEQ_TTL_S)
+                    self._expired_at[public_id] = now
+            results = iter(await pipe.execute())
+            firsts = {}
+            for public_id, payloads in merged.items():
+                firsts[public_id] = int(next(results)) - len(payloads) + 1
+                if self._expired_at.get(public_id) == now:
+                    next(results)
         if layer is None:
             return
 
-        async def one(public_id: str, payloads: list[dict[str, Any]]) -> None:
-            first = firsts[public_id]
-            numbered = [{**p, "seq": first + i} for i, p in enumerate(payloads)]
-            async with self._sending:
-                await layer.group_send(
-                    session_group(public_id), {"type": MESSAGE_TYPE, "payloads": numbered}
-                )
-            self.sent += len(numbered)
-            self.group_sends += 1
+        sends = [
+            (
+                session_group(public_id),
+                {
+                    "type": MESSAGE_TYPE,
+                    "payloads": [
+                        {**p, "seq": firsts[public_id] + i} for i, p in enumerate(payloads)
+                    ],
+                },
+            )
+            for public_id, payloads in merged.items()
+        ]
+        async with self._sending:
+            await group_send_many(layer, sends)
+        self.sent += sum(len(payloads) for payloads in merged.values())
+        self.group_sends += len(sends)
 
-        await asyncio.gather(*(one(public_id, payloads) for public_id, payloads in merged.items()))
+
+# channels-redis's group-send script (core.py), for many channel keys at once.
+_GROUP_SEND_LUA = """
+local over_capacity = 0
+local current_time = ARGV[#ARGV - 1]
+local expiry = ARGV[#ARGV]
+for i=1,#KEYS do
+    if redis.call('ZCOUNT', KEYS[i], '-inf', '+inf') < tonumber(ARGV[i + #KEYS]) then
+        redis.call('ZADD', KEYS[i], current_time, ARGV[i])
+        redis.call('EXPIRE', KEYS[i], expiry)
+    else
+        over_capacity = over_capacity + 1
+    end
+end
+return over_capacity
+"""
+_GROUP_SEND_CHUNK = 500
+
+
+async def group_send_many(layer: Any, sends: list[tuple[str, dict[str, Any]]]) -> None:
+    """`layer.group_send(group, message)` for every pair, in two Redis round trips in all.
+
+    channels-redis sends a group message in four round trips (expire the group's members,
+    read them, expire the channels' messages, a Lua script adding the message); the pusher
+    sends to hundreds of sessions' groups a second. For a single-host RedisChannelLayer this
+    does the same steps with the layer's own helpers, pipelined over all the groups (same keys,
+    same serialisation, same capacity rule); any other layer gets its own group_send.
+    """
+    if not _batchable(layer):
+        await asyncio.gather(*(layer.group_send(group, message) for group, message in sends))
+        return
+    connection = layer.connection(0)
+    now = int(time.time())
+    pipe = connection.pipeline(transaction=False)
+    for group, _message in sends:
+        key = layer._group_key(group)
+        pipe.zremrangebyscore(key, min=0, max=now - layer.group_expiry)
+        pipe.zrange(key, 0, -1)
+    members = (await pipe.execute())[1::2]
+    keys: list[bytes | str] = []
+    bodies: list[bytes] = []
+    capacities: list[int] = []
+    for (_group, message), channels in zip(sends, members, strict=True):
+        names = [channel.decode("utf8") for channel in channels]
+        if not names:
+            continue
+        _by_connection, key_bodies, key_capacities = layer._map_channel_keys_to_connection(
+            names, message
+        )
+        for key, body in key_bodies.items():
+            keys.append(key)
+            bodies.append(body)
+            capacities.append(key_capacities[key])
+    if not keys:
+        return
+    pipe = connection.pipeline(transaction=False)
+    for key in dict.fromkeys(keys):
+        pipe.zremrangebyscore(key, min=0, max=now - int(layer.expiry))
+    for start in range(0, len(keys), _GROUP_SEND_CHUNK):
+        chunk = slice(start, start + _GROUP_SEND_CHUNK)
+        n = len(keys[chunk])
+        pipe.eval(
+            _GROUP_SEND_LUA,
+            n,
+            *keys[chunk],
+            *bodies[chunk],
+            *capacities[chunk],
+            time.time(),
+            layer.expiry,
+        )
+    await pipe.execute()
+
+
+def _batchable(layer: Any) -> bool:
+    try:
+        from channels_redis.core import RedisChannelLayer
+    except ImportError:  # pragma: no cover - channels-redis is a dependency
+        return False
+    return (
+        type(layer) is RedisChannelLayer
+        and layer.ring_size == 1
+        and all(
+            hasattr(layer, name)
+            for name in ("connection", "_group_key", "_map_channel_keys_to_connection")
+        )
+    )
 
 
 def _merge_deltas(payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Merge consecutive deltas of one item: one message with the joined delta, latest text."""
     out: list[dict[str, Any]] = []
+    parts: list[str] = []  # the deltas of out[-1] when it is a delta (joined once, at the end)
+
+    def close() -> None:
+        if len(parts) > 1:
+            out[-1] = {**out[-1], "delta": "".join(parts)}
+        parts.clear()
+
     for payload in payloads:
         last = out[-1] if out else None
         if (
             last is not None
+            and parts
             and payload.get("type") == "delta"
-            and last.get("type") == "delta"
             and last.get("itemId") == payload.get("itemId")
         ):
-            out[-1] = {**payload, "delta": last["delta"] + payload["delta"]}
-        else:
-            out.append(payload)
+            out[-1] = payload
+            parts.append(payload["delta"])
+            continue
+        close()
+        out.append(payload)
+        if payload.get("type") == "delta":
+            parts.append(payload["delta"])
+    close()
     return out

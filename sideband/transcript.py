@@ -15,8 +15,10 @@ transaction, and the profiles' `last_position` moves with the turn it pointed at
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, Max, QuerySet
 from django.utils import timezone
 
@@ -48,61 +50,203 @@ def turns_apply(*, call: Call, ops: Sequence[Op]) -> list[TranscriptTurn]:
     unchanged record writes nothing. TurnDelta, ItemMissing and CallEnded are the worker's.
     Raises Fenced (having written nothing) when `call` is no longer the session's current one.
     """
-    upserts = [op for op in ops if isinstance(op, TurnUpsert)]
-    if not upserts:
-        return []
+    (outcome,) = turns_apply_batch(writes=[(call, ops)])
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def turns_apply_batch(
+    *, writes: Sequence[tuple[Call, Sequence[Op]]]
+) -> list[list[TranscriptTurn] | Fenced | IntegrityError]:
+    """`turns_apply` for many calls in one transaction, at a cost that does not grow with them.
+
+    Per batch: one statement fences (and row-locks the sessions of) every call, one reads the
+    turns the records refer to, one the sessions' last positions, one upserts every new or
+    changed turn (`INSERT ... ON CONFLICT`), whatever the number of calls. A call whose new
+    turn must go between two stored ones (a recovered item: a position query, maybe a
+    renumbering) takes the per-turn path, in a savepoint of its own.
+
+    Returns, per write and in order, the turns created or changed, or the Fenced error
+    (nothing of that call written), or the IntegrityError that refused that call's writes
+    (nothing of it written; the other calls' writes stand). Call's generation in memory is
+    the fencing number. Run inside the caller's transaction or its own.
+    """
+    outcomes: list[list[TranscriptTurn] | Fenced | IntegrityError] = [[] for _ in writes]
+    todo = {
+        i: (call, [op for op in ops if isinstance(op, TurnUpsert)])
+        for i, (call, ops) in enumerate(writes)
+    }
+    todo = {i: work for i, work in todo.items() if work[1]}
+    if not todo:
+        return outcomes
     with transaction.atomic():
-        _fence(call)
-        referenced = {op.item_id for op in upserts}
-        for op in upserts:
-            if op.previous_item_id:
-                referenced.add(op.previous_item_id)
-            if op.next_item_id:
-                referenced.add(op.next_item_id)
-        rows = {
-            turn.item_id: turn
-            for turn in TranscriptTurn.objects.filter(
-                session_id=call.session_id, item_id__in=referenced
-            )
-        }
-        placer = _Placer(session_id=call.session_id, rows=rows)
-        changed: dict[str, TranscriptTurn] = {}
+        live = _fence_many([call for call, _ in todo.values()])
+        for i, (call, _) in list(todo.items()):
+            if call.pk not in live:
+                outcomes[i] = Fenced(
+                    f"call {call.call_id} (generation {call.generation}) is fenced off"
+                )
+                del todo[i]
+        if not todo:
+            return outcomes
         now = timezone.now()
+        planned: dict[int, tuple[list[TranscriptTurn], list[TranscriptTurn]]] = {}
+        slow: list[int] = []
+        if connection.vendor == "postgresql":
+            _plan_batch(todo=todo, planned=planned, slow=slow, now=now)
+        else:
+            slow = list(todo)  # embedded mode (SQLite, one process, a few calls): turn by turn
+        try:
+            if planned:
+                with transaction.atomic():
+                    _upsert([turn for new, changed in planned.values() for turn in new + changed])
+        except IntegrityError:
+            # A record the database refuses (a constraint): find the offending call by
+            # writing each on its own; the others' writes stand.
+            slow.extend(planned)
+            planned = {}
+        for i, (new, changed) in planned.items():
+            outcomes[i] = _in_op_order(todo[i][1], new + changed)
+        for i in sorted(slow):
+            call, upserts = todo[i]
+            try:
+                with transaction.atomic():
+                    outcomes[i] = _apply_one(call=call, upserts=upserts, now=now)
+            except IntegrityError as exc:
+                outcomes[i] = exc
+    return outcomes
+
+
+def _plan_batch(
+    *,
+    todo: dict[int, tuple[Call, list[TurnUpsert]]],
+    planned: dict[int, tuple[list[TranscriptTurn], list[TranscriptTurn]]],
+    slow: list[int],
+    now: datetime,
+) -> None:
+    """Plan every call's writes from two reads for the whole batch; a call whose placement
+    needs more goes to `slow`."""
+    rows = _rows_referenced([(call.session_id, upserts) for call, upserts in todo.values()])
+    lasts = _last_positions({call.session_id for call, _ in todo.values()})
+    for i, (call, upserts) in todo.items():
+        placer = _Placer(
+            session_id=call.session_id,
+            rows=rows.setdefault(call.session_id, {}),
+            last=lasts.get(call.session_id, 0),
+            may_query=False,
+        )
+        try:
+            planned[i] = _plan(call=call, upserts=upserts, placer=placer, now=now)
+        except _NeedsQuery:
+            slow.append(i)
+
+
+def _plan(
+    *, call: Call, upserts: list[TurnUpsert], placer: _Placer, now: datetime
+) -> tuple[list[TranscriptTurn], list[TranscriptTurn]]:
+    """The new and the changed turns of one call's records, in memory (placer.rows: the
+    session's referenced turns, updated with the new ones). Raises _NeedsQuery when a new
+    turn cannot be placed from what was read."""
+    rows = placer.rows
+    new: dict[str, TranscriptTurn] = {}
+    changed: dict[str, TranscriptTurn] = {}
+    added: list[str] = []
+    try:
         for op in upserts:
             turn = rows.get(op.item_id)
             if turn is None:
-                turn = TranscriptTurn(
-                    session_id=call.session_id,
-                    call=call,
-                    item_id=op.item_id,
-                    previous_item_id=op.previous_item_id or "",
-                    role=op.role,
-                    text=op.text,
-                    status=op.status,
-                    status_reason=op.status_reason,
-                    name=op.name,
-                    arguments=op.arguments,
-                    tool_call_id=op.tool_call_id,
-                    output=op.output,
-                    position=placer.position_for(op),
-                    completed_at=now if op.status in FINAL_STATUSES else None,
-                )
-                turn.save(force_insert=True)
+                turn = _turn_new(call=call, op=op, position=placer.position_for(op), now=now)
                 rows[op.item_id] = turn
+                added.append(op.item_id)
+                new[op.item_id] = turn
+            elif _turn_change(turn=turn, op=op, now=now) and op.item_id not in new:
                 changed[op.item_id] = turn
-                continue
-            # A stored turn keeps its place (and previous_item_id): placement is decided once.
-            fields = [name for name in _UPDATABLE if getattr(turn, name) != getattr(op, name)]
-            if not fields:
-                continue
-            for name in fields:
-                setattr(turn, name, getattr(op, name))
-            if turn.status in FINAL_STATUSES and turn.completed_at is None:
-                turn.completed_at = now
-                fields.append("completed_at")
+    except _NeedsQuery:
+        for item_id in added:  # the slow path starts again from the database
+            del rows[item_id]
+        raise
+    return list(new.values()), list(changed.values())
+
+
+def _apply_one(*, call: Call, upserts: list[TurnUpsert], now: datetime) -> list[TranscriptTurn]:
+    """One call's records, turn by turn (the call is fenced already): placement may query
+    positions and renumber the session."""
+    referenced = {op.item_id for op in upserts}
+    for op in upserts:
+        if op.previous_item_id:
+            referenced.add(op.previous_item_id)
+        if op.next_item_id:
+            referenced.add(op.next_item_id)
+    rows = {
+        turn.item_id: turn
+        for turn in TranscriptTurn.objects.filter(
+            session_id=call.session_id, item_id__in=referenced
+        )
+    }
+    placer = _Placer(session_id=call.session_id, rows=rows)
+    changed: dict[str, TranscriptTurn] = {}
+    for op in upserts:
+        turn = rows.get(op.item_id)
+        if turn is None:
+            turn = _turn_new(call=call, op=op, position=placer.position_for(op), now=now)
+            turn.save(force_insert=True)
+            rows[op.item_id] = turn
+            changed[op.item_id] = turn
+            continue
+        fields = _turn_change(turn=turn, op=op, now=now)
+        if fields:
             turn.save(update_fields=[*fields, "updated_at"])
             changed[op.item_id] = turn
-        return list(changed.values())
+    return list(changed.values())
+
+
+def _turn_new(*, call: Call, op: TurnUpsert, position: int, now: datetime) -> TranscriptTurn:
+    return TranscriptTurn(
+        session_id=call.session_id,
+        call=call,
+        item_id=op.item_id,
+        previous_item_id=op.previous_item_id or "",
+        role=op.role,
+        text=op.text,
+        status=op.status,
+        status_reason=op.status_reason,
+        name=op.name,
+        arguments=op.arguments,
+        tool_call_id=op.tool_call_id,
+        output=op.output,
+        position=position,
+        created_at=now,
+        updated_at=now,
+        completed_at=now if op.status in FINAL_STATUSES else None,
+    )
+
+
+def _turn_change(*, turn: TranscriptTurn, op: TurnUpsert, now: datetime) -> list[str]:
+    """Apply `op` to a stored turn in memory; the fields that changed (empty: nothing to do).
+
+    A stored turn keeps its place (and previous_item_id): placement is decided once.
+    """
+    fields = [name for name in _UPDATABLE if getattr(turn, name) != getattr(op, name)]
+    if not fields:
+        return []
+    for name in fields:
+        setattr(turn, name, getattr(op, name))
+    turn.updated_at = now
+    if turn.status in FINAL_STATUSES and turn.completed_at is None:
+        turn.completed_at = now
+        fields.append("completed_at")
+    return fields
+
+
+def _in_op_order(upserts: list[TurnUpsert], turns: list[TranscriptTurn]) -> list[TranscriptTurn]:
+    by_item = {turn.item_id: turn for turn in turns}
+    ordered: dict[str, TranscriptTurn] = {}
+    for op in upserts:
+        turn = by_item.get(op.item_id)
+        if turn is not None and op.item_id not in ordered:
+            ordered[op.item_id] = turn
+    return list(ordered.values())
 
 
 def state_load(*, call: Call) -> CaptureState:
@@ -134,12 +278,42 @@ def turn_record(turn: TranscriptTurn) -> TurnUpsert:
     )
 
 
-def _fence(call: Call) -> None:
-    """Row-lock the session while `call` is its current, live call; else raise Fenced.
+def _fence_many(calls: Sequence[Call]) -> set[int]:
+    """Row-lock the sessions of the calls that are their session's current, live call; the
+    pks of those calls (the others are fenced off).
 
-    A no-op UPDATE rather than SELECT ... FOR UPDATE + compare: the condition and the lock
-    are one statement, so nothing can change between the check and the write.
+    One statement for the whole batch: the condition and the lock cannot be separated, and a
+    generation bump (a newer call registering) waits for this transaction, or this statement
+    waits for the bump and re-checks the condition against the new row. Sessions are locked
+    in id order, so writers batching overlapping sessions cannot deadlock.
     """
+    if connection.vendor != "postgresql":
+        return {call.pk for call in calls if _fence_one(call)}
+    session_table = Session._meta.db_table
+    call_table = Call._meta.db_table
+    with connection.cursor() as cursor:
+        # The live calls first (by primary key), then their sessions by primary key: the
+        # join order is spelled out, so the plan does not depend on the tables' statistics.
+        cursor.execute(
+            f"WITH v AS MATERIALIZED ("  # noqa: S608
+            f"SELECT c.id, c.session_id, v.generation "
+            f"FROM unnest(%s::bigint[], %s::bigint[]) AS v(call_id, generation) "
+            f"JOIN {call_table} c ON c.id = v.call_id WHERE c.ended_at IS NULL) "
+            f"SELECT v.id FROM v JOIN {session_table} s ON s.id = v.session_id "
+            f"WHERE s.status = %s AND s.current_generation = v.generation "
+            f"ORDER BY s.id FOR UPDATE OF s",
+            [
+                [call.pk for call in calls],
+                [call.generation for call in calls],
+                Session.Status.ACTIVE.value,
+            ],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _fence_one(call: Call) -> bool:
+    """The portable fence of one call (embedded mode): a conditional no-op UPDATE of the
+    session row, which locks it; False when the call is fenced off."""
     live = Call.objects.filter(pk=call.pk, ended_at__isnull=True)
     matched = (
         Session.objects.filter(
@@ -150,19 +324,119 @@ def _fence(call: Call) -> None:
         .filter(Exists(live))
         .update(current_generation=F("current_generation"))
     )
-    if matched == 0:
-        raise Fenced(f"call {call.call_id} (generation {call.generation}) is fenced off")
+    return matched > 0
+
+
+def _rows_referenced(
+    writes: Sequence[tuple[int, list[TurnUpsert]]],
+) -> dict[int, dict[str, TranscriptTurn]]:
+    """Per session, the stored turns the records name (themselves, predecessor, successor):
+    one query for the batch."""
+    wanted: dict[int, set[str]] = {}
+    for session_id, upserts in writes:
+        items = wanted.setdefault(session_id, set())
+        for op in upserts:
+            items.add(op.item_id)
+            if op.previous_item_id:
+                items.add(op.previous_item_id)
+            if op.next_item_id:
+                items.add(op.next_item_id)
+    found: dict[int, dict[str, TranscriptTurn]] = {session_id: {} for session_id in wanted}
+    pairs = [(session_id, item) for session_id, items in wanted.items() for item in items]
+    # (session, item) pairs as two arrays: one index probe per pair, and a statement text
+    # that is the same for every batch (psycopg caches its parsing).
+    turns = TranscriptTurn.objects.raw(
+        f"SELECT t.* FROM unnest(%s::bigint[], %s::text[]) AS w(session_id, item_id) "  # noqa: S608
+        f"JOIN {TranscriptTurn._meta.db_table} t "
+        f"ON t.session_id = w.session_id AND t.item_id = w.item_id",
+        [[pair[0] for pair in pairs], [pair[1] for pair in pairs]],
+    )
+    for turn in turns:
+        if turn.item_id in wanted[turn.session_id]:
+            found[turn.session_id][turn.item_id] = turn
+    return found
+
+
+def _last_positions(session_ids: set[int]) -> dict[int, int]:
+    """Each session's greatest position (absent: no turns yet), one query for the batch."""
+    table = TranscriptTurn._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            # Per session the top of its (session, position) index: one probe each.
+            f"SELECT v.session_id, (SELECT max(t.position) FROM {table} t "  # noqa: S608
+            f"WHERE t.session_id = v.session_id) FROM unnest(%s::bigint[]) AS v(session_id)",
+            [sorted(session_ids)],
+        )
+        return {session_id: last for session_id, last in cursor.fetchall() if last is not None}
+
+
+_UPSERT_COLUMNS = (
+    ("session_id", "bigint"),
+    ("call_id", "bigint"),
+    ("item_id", "text"),
+    ("previous_item_id", "text"),
+    ("role", "text"),
+    ("text", "text"),
+    ("status", "text"),
+    ("status_reason", "text"),
+    ("position", "bigint"),
+    ("name", "text"),
+    ("arguments", "text"),
+    ("tool_call_id", "text"),
+    ("output", "text"),
+    ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+    ("completed_at", "timestamptz"),
+)
+
+
+def _upsert(turns: list[TranscriptTurn]) -> None:
+    """Insert the new turns and update the changed ones: one statement (a column array per
+    field, so its text never changes, whatever the number of rows).
+
+    A stored turn keeps its call, place and predecessor; completed_at is set once.
+    """
+    table = TranscriptTurn._meta.db_table
+    names = [name for name, _ in _UPSERT_COLUMNS]
+    arrays = ", ".join(f"%s::{kind}[]" for _, kind in _UPSERT_COLUMNS)
+    updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in (*_UPDATABLE, "updated_at"))
+    columns: list[Any] = [[getattr(turn, name) for turn in turns] for name in names]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} AS t ({', '.join(names)}) "  # noqa: S608
+            f"SELECT * FROM unnest({arrays}) "
+            f"ON CONFLICT (session_id, item_id) DO UPDATE SET {updates}, "
+            f"completed_at = COALESCE(t.completed_at, EXCLUDED.completed_at) "
+            f"RETURNING id, session_id, item_id",
+            columns,
+        )
+        ids = {(session_id, item_id): pk for pk, session_id, item_id in cursor.fetchall()}
+    for turn in turns:
+        turn.pk = ids[(turn.session_id, turn.item_id)]
+
+
+class _NeedsQuery(Exception):
+    """The placement of a new turn needs a position query (the batch path does not query)."""
 
 
 class _Placer:
     """Position arithmetic for new turns of one session, inside the writer's transaction."""
 
-    def __init__(self, *, session_id: int, rows: dict[str, TranscriptTurn]) -> None:
+    def __init__(
+        self,
+        *,
+        session_id: int,
+        rows: dict[str, TranscriptTurn],
+        last: int | None = None,
+        may_query: bool = True,
+    ) -> None:
         self.session_id = session_id
         self.rows = rows
-        # The session's greatest position, read once per batch and kept up to date: most new
-        # turns follow the last one, and then need no query of their own.
-        self._last: int | None = None
+        # The session's greatest position, read once per batch (or given) and kept up to date:
+        # most new turns follow the last one, and then need no query of their own.
+        self._last: int | None = last
+        # False: raise _NeedsQuery instead of querying (the set-based batch path).
+        self._may_query = may_query
 
     def position_for(self, op: TurnUpsert) -> int:
         """Right after the predecessor, else right before `next_item_id`, else last."""
@@ -183,6 +457,8 @@ class _Placer:
         return self._last
 
     def _turns(self) -> QuerySet[TranscriptTurn]:
+        if not self._may_query:
+            raise _NeedsQuery
         return TranscriptTurn.objects.filter(session_id=self.session_id)
 
     def _after(self, prev: TranscriptTurn) -> int:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 from django.db import connections
 
 from config.asgi import application
 from sessions_app.models import Session
-from sideband.push import push_seq_current, push_to_session
+from sideband.push import group_send_many, push_seq_current, push_to_session
 from tests.factories import OWNER_CREDENTIAL, TranscriptTurnFactory
 from tests.sideband.helpers import session_new
 
@@ -119,3 +121,29 @@ async def test_an_unknown_session_is_refused() -> None:
     connected, _ = await communicator.connect()
 
     assert connected is False
+
+
+async def test_a_batched_group_send_reaches_every_member_of_every_group() -> None:
+    layer = get_channel_layer()
+    assert layer is not None
+    first, second, third = [await layer.new_channel() for _ in range(3)]
+    suffix = uuid.uuid4().hex
+    await layer.group_add(f"batch_a_{suffix}", first)
+    await layer.group_add(f"batch_a_{suffix}", second)
+    await layer.group_add(f"batch_b_{suffix}", third)
+
+    await group_send_many(
+        layer,
+        [
+            (f"batch_a_{suffix}", {"type": "session.push", "payloads": [{"seq": 1}]}),
+            (f"batch_nobody_{suffix}", {"type": "session.push", "payloads": [{"seq": 9}]}),
+            (f"batch_b_{suffix}", {"type": "session.push", "payloads": [{"seq": 2}]}),
+        ],
+    )
+
+    received = [await asyncio.wait_for(layer.receive(name), 5) for name in (first, second, third)]
+    assert received == [
+        {"type": "session.push", "payloads": [{"seq": 1}]},
+        {"type": "session.push", "payloads": [{"seq": 1}]},
+        {"type": "session.push", "payloads": [{"seq": 2}]},
+    ]

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 import websocket
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from sessions_app.models import Call, Profile, Session, TranscriptTurn
 from sessions_app.upstream import item_retrieve_event
@@ -24,7 +25,13 @@ from sideband.capture import (
     TurnUpsert,
     capture_frame,
 )
-from sideband.transcript import POSITION_STEP, Fenced, state_load, turns_apply
+from sideband.transcript import (
+    POSITION_STEP,
+    Fenced,
+    state_load,
+    turns_apply,
+    turns_apply_batch,
+)
 from tests.factories import CallFactory, ProfileFactory, SessionFactory, TranscriptTurnFactory
 
 if TYPE_CHECKING:
@@ -265,14 +272,109 @@ def test_a_batch_costs_a_bounded_number_of_queries(
     turns_apply(call=call, ops=[user("item_0", None)])
     ops = [user(f"item_{i}", f"item_{i - 1}") for i in range(1, 21)]
 
-    # fence + one read of the referenced rows + the session's last position + one insert per
-    # new turn (+ the test transaction's savepoint and release).
-    with django_assert_max_num_queries(3 + len(ops) + 2):
+    # fence + the referenced rows + the last positions + one upsert for all turns (+ the
+    # transaction's and the upsert's savepoints and releases), however many turns.
+    with django_assert_max_num_queries(8):
         turns_apply(call=call, ops=ops)
 
     updates = [user(f"item_{i}", f"item_{i - 1}", text="changed") for i in range(1, 21)]
-    with django_assert_max_num_queries(2 + len(updates) + 2):
+    with django_assert_max_num_queries(8):
         turns_apply(call=call, ops=updates)
+    assert set(
+        TranscriptTurn.objects.filter(item_id__in=[op.item_id for op in updates]).values_list(
+            "text", flat=True
+        )
+    ) == {"changed"}
+
+
+def test_a_batch_of_many_calls_costs_the_queries_of_one(
+    django_assert_max_num_queries: Any,
+) -> None:
+    calls = [
+        cast(Call, CallFactory(session=SessionFactory(current_generation=1), generation=1))
+        for _ in range(30)
+    ]
+    writes: list[tuple[Call, list[Op]]] = [
+        (c, [user(f"item_{i}_a", None), user(f"item_{i}_b", f"item_{i}_a", status="in_progress")])
+        for i, c in enumerate(calls)
+    ]
+
+    with django_assert_max_num_queries(8):
+        outcomes = turns_apply_batch(writes=writes)
+
+    assert [[(t.item_id, t.position) for t in cast(list, o)] for o in outcomes] == [
+        [(f"item_{i}_a", POSITION_STEP), (f"item_{i}_b", 2 * POSITION_STEP)] for i in range(30)
+    ]
+    for i, c in enumerate(calls):
+        assert positions(c.session) == [
+            (f"item_{i}_a", POSITION_STEP),
+            (f"item_{i}_b", 2 * POSITION_STEP),
+        ]
+    stored = TranscriptTurn.objects.get(item_id="item_0_b")
+    assert (stored.status, stored.completed_at, stored.call_id) == (
+        "in_progress",
+        None,
+        calls[0].pk,
+    )
+    assert TranscriptTurn.objects.get(item_id="item_0_a").completed_at is not None
+
+
+def test_a_fenced_call_in_a_batch_writes_nothing_and_the_others_do(call: Call) -> None:
+    superseded = cast(Call, CallFactory(session=SessionFactory(current_generation=1), generation=1))
+    new_generation(superseded.session)
+    ended = cast(Call, CallFactory(session=SessionFactory(current_generation=1), generation=1))
+    Call.objects.filter(pk=ended.pk).update(ended_at=timezone.now(), end_reason="hangup")
+
+    outcomes = turns_apply_batch(
+        writes=[
+            (superseded, [user("item_s", None)]),
+            (call, [user("item_a", None)]),
+            (ended, [user("item_e", None)]),
+        ]
+    )
+
+    assert [type(o).__name__ for o in outcomes] == ["Fenced", "list", "Fenced"]
+    assert list(TranscriptTurn.objects.values_list("item_id", flat=True)) == ["item_a"]
+
+
+def test_a_refused_call_in_a_batch_does_not_spoil_the_others(call: Call) -> None:
+    other = cast(Call, CallFactory(session=SessionFactory(current_generation=1), generation=1))
+
+    # A failed turn must say why (turn_failed_has_reason): the database refuses this record.
+    outcomes = turns_apply_batch(
+        writes=[
+            (other, [user("item_x", None), user("item_y", "item_x", status="failed")]),
+            (call, [user("item_a", None)]),
+        ]
+    )
+
+    assert isinstance(outcomes[0], IntegrityError)
+    assert [t.item_id for t in cast(list, outcomes[1])] == ["item_a"]
+    assert list(TranscriptTurn.objects.values_list("item_id", flat=True)) == ["item_a"]
+
+
+def test_a_recovered_item_in_a_batch_is_placed_between_and_the_others_append(call: Call) -> None:
+    other = cast(Call, CallFactory(session=SessionFactory(current_generation=1), generation=1))
+    turns_apply(call=call, ops=[user("item_a", None), user("item_d", "item_a")])
+
+    outcomes = turns_apply_batch(
+        writes=[
+            (call, [user("item_c", "item_a", next_item_id="item_d"), user("item_e", "item_d")]),
+            (other, [user("item_x", None)]),
+        ]
+    )
+
+    assert [[t.item_id for t in cast(list, o)] for o in outcomes] == [
+        ["item_c", "item_e"],
+        ["item_x"],
+    ]
+    assert positions(call.session) == [
+        ("item_a", POSITION_STEP),
+        ("item_c", POSITION_STEP + POSITION_STEP // 2),
+        ("item_d", 2 * POSITION_STEP),
+        ("item_e", 3 * POSITION_STEP),
+    ]
+    assert positions(other.session) == [("item_x", POSITION_STEP)]
 
 
 def _writers_waiting_on_a_lock() -> int:
