@@ -22,12 +22,13 @@ import time
 import urllib.error
 import urllib.request
 import wave
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Literal
 
 import pytest
+
+from tests.processes import process_env, wait_for
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page, Playwright
@@ -55,20 +56,6 @@ CHROMIUM_ARGS = [
 ]
 SAMPLE_RATE = 48_000
 
-T = TypeVar("T")
-
-
-def wait_until(predicate: Callable[[], T], *, timeout: float, what: str) -> T:
-    """Poll `predicate` until it returns something truthy; fail naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -94,47 +81,22 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=5)
 
 
-def _database_url(db: Mapping[str, Any]) -> str:
-    user = quote(db.get("USER") or "")
-    password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
-    host = db.get("HOST") or "127.0.0.1"
-    port = db.get("PORT") or 5432
-    return f"postgres://{user}{password}@{host}:{port}/{quote(db['NAME'])}"
-
-
 @pytest.fixture(scope="module")
 def stack_env(django_db_setup: None, emulator_server: EmulatorServer) -> dict[str, str]:
     """The environment of the app and worker subprocesses: the TEST database, our Redis db."""
-    from django.conf import settings
-
-    db = settings.DATABASES["default"]
-    redis_url = os.environ.get("REDIS_URL", "")
-    if "postgresql" not in db["ENGINE"] or not redis_url:
-        pytest.fail("browser tests need DATABASE_URL (Postgres) and REDIS_URL (see Makefile)")
     LOGS.mkdir(parents=True, exist_ok=True)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     (LOGS / "console.log").unlink(missing_ok=True)
-    env = dict(os.environ)
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the test process's concern only
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DATABASE_URL": _database_url(db),
-            "REDIS_URL": redis_url,
-            "OPENAI_API_KEY": "",
-            "EMULATOR_API_KEY": emulator_server.api_key,
-            "OPENAI_BASE_URL": emulator_server.api_base,
-            "OPENAI_BROWSER_BASE_URL": emulator_server.api_base,
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "DEBUG": "1",
-            "CLIENT_COOKIE_SECURE": "0",
-            "PYTHONUNBUFFERED": "1",
-            # config.asgi serves /static/ itself (the page's ES modules and stylesheet).
-            "SERVE_STATIC": "1",
-            # Every browser here is 127.0.0.1; the per-client limits have their own tests.
-            "RATE_LIMIT_CREATE_PER_MINUTE": "1000",
-            "RATE_LIMIT_RENEW_PER_MINUTE": "1000",
-        }
+    env = process_env(
+        emulator_server=emulator_server,
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        DEBUG="1",
+        CLIENT_COOKIE_SECURE="0",
+        # config.asgi serves /static/ itself (the page's ES modules and stylesheet).
+        SERVE_STATIC="1",
+        # Every browser here is 127.0.0.1; the per-client limits have their own tests.
+        RATE_LIMIT_CREATE_PER_MINUTE="1000",
+        RATE_LIMIT_RENEW_PER_MINUTE="1000",
     )
     return env
 
@@ -162,7 +124,7 @@ def app_server(stack_env: dict[str, str]) -> Iterator[str]:
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            wait_until(
+            wait_for(
                 lambda: proc.poll() is not None or _http_ok(f"{base}/"),
                 timeout=30,
                 what="daphne to serve /",
@@ -206,7 +168,7 @@ def celery_worker(stack_env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]
             stderr=subprocess.STDOUT,
         )
         try:
-            wait_until(
+            wait_for(
                 lambda: proc.poll() is not None or b" ready." in log_path.read_bytes(),
                 timeout=60,
                 what="the Celery worker to be ready",
@@ -278,12 +240,12 @@ def _database_quiet() -> bool:
 def _quiet_after_hang_up() -> None:
     from sessions_app.models import Call
 
-    wait_until(
+    wait_for(
         lambda: not Call.objects.filter(ended_at__isnull=True).exists(),
         timeout=15,
         what="the worker to record every call's end",
     )
-    wait_until(
+    wait_for(
         _database_quiet_twice,
         timeout=15,
         what="the other connections to the test database to go idle",

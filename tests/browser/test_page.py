@@ -18,7 +18,8 @@ from django.conf import settings
 from playwright.sync_api import Locator, Page, WebSocketRoute, expect
 
 from sessions_app.models import Call, Profile, Session, TranscriptTurn
-from tests.browser.conftest import ROOT, SCREENSHOTS, wait_until
+from tests.browser.conftest import ROOT, SCREENSHOTS
+from tests.processes import wait_for
 
 if TYPE_CHECKING:
     from realtime_emulator.testing import EmulatorServer
@@ -131,7 +132,7 @@ def test_start_talk_by_text_and_microphone_shows_server_turns_in_order(
     page.get_by_role("button", name="Mute").click()
     expect(page.get_by_role("button", name="Unmute")).to_have_attribute("aria-pressed", "true")
     call_id = call_id_of(page)
-    wait_until(lambda: call_attached(call_id), timeout=20, what="the sideband to attach")
+    wait_for(lambda: call_attached(call_id), timeout=20, what="the sideband to attach")
 
     say(page, "Hello from the keyboard")
     expect_transcript(page, ["Hello from the keyboard", reply("Hello from the keyboard")])
@@ -201,7 +202,7 @@ def test_renew_registers_a_new_call_moves_the_sideband_and_applies_instructions(
     page = launch_page()
     session_id = start(page)
     first_call = call_id_of(page)
-    wait_until(lambda: call_attached(first_call), timeout=20, what="the sideband to attach")
+    wait_for(lambda: call_attached(first_call), timeout=20, what="the sideband to attach")
     say(page, "Before renew")
     expect_transcript(page, ["Before renew", reply("Before renew")])
     first_item = str(transcript_items(page).first.get_attribute("data-item-id"))
@@ -214,14 +215,14 @@ def test_renew_registers_a_new_call_moves_the_sideband_and_applies_instructions(
     assert re.fullmatch(r"rtc_\w+", second_call)
 
     # A new call registered on the same session; the sideband moved to it.
-    wait_until(lambda: call_attached(second_call), timeout=20, what="the sideband to move")
+    wait_for(lambda: call_attached(second_call), timeout=20, what="the sideband to move")
     calls = list(
         Call.objects.filter(session__public_id=session_id)
         .order_by("generation")
         .values_list("call_id", "generation", "end_reason")
     )
     assert calls == [(first_call, 1, "superseded"), (second_call, 2, "")]
-    wait_until(
+    wait_for(
         lambda: emulator_call(upstream, first_call)["sidebands"] == 0,
         timeout=10,
         what="the old sideband to close",
@@ -284,7 +285,7 @@ def test_refresh_starts_a_new_session_with_an_empty_transcript(
 
     # The new session's call is captured from scratch.
     new_call = call_id_of(page)
-    wait_until(lambda: call_attached(new_call), timeout=20, what="the new sideband to attach")
+    wait_for(lambda: call_attached(new_call), timeout=20, what="the new sideband to attach")
     say(page, "Fresh start")
     expect_transcript(page, ["Fresh start", reply("Fresh start")])
     assert db_turns(new_session) == [
@@ -302,7 +303,7 @@ def test_extract_profile_shows_the_card_with_evidence(
     page = launch_page()
     session_id = start(page)
     call_id = call_id_of(page)
-    wait_until(lambda: call_attached(call_id), timeout=20, what="the sideband to attach")
+    wait_for(lambda: call_attached(call_id), timeout=20, what="the sideband to attach")
     say(page, "My name is Ada")
     expect_transcript(page, ["My name is Ada", reply("My name is Ada")])
     say(page, "I live in Lisbon")
@@ -314,7 +315,7 @@ def test_extract_profile_shows_the_card_with_evidence(
     page.get_by_role("button", name="Extract profile").click()
     card = page.get_by_role("region", name=re.compile(r"^Profile"))
     expect(card).to_be_visible()
-    profile = wait_until(
+    profile = wait_for(
         lambda: Profile.objects.filter(session__public_id=session_id).first(),
         timeout=10,
         what="the profile row",
@@ -340,7 +341,7 @@ def test_extract_profile_shows_the_card_with_evidence(
     screenshot(page, "extract-profile")
 
     # The instructions were applied to the live call.
-    wait_until(
+    wait_for(
         lambda: "Marker: profile v1" in (emulator_call(upstream, call_id)["instructions"] or ""),
         timeout=10,
         what="session.update with the profile's instructions",
@@ -353,7 +354,7 @@ def test_reload_mid_conversation_keeps_the_transcript_and_reconnects(
     page = launch_page(width=390, height=844)  # a phone-width screen
     session_id = start(page)
     first_call = call_id_of(page)
-    wait_until(lambda: call_attached(first_call), timeout=20, what="the sideband to attach")
+    wait_for(lambda: call_attached(first_call), timeout=20, what="the sideband to attach")
     say(page, "Before reload")
     expect_transcript(page, ["Before reload", reply("Before reload")])
 
@@ -364,7 +365,7 @@ def test_reload_mid_conversation_keeps_the_transcript_and_reconnects(
     assert call_id_of(page) != first_call
 
     second_call = call_id_of(page)
-    wait_until(lambda: call_attached(second_call), timeout=20, what="the sideband to move")
+    wait_for(lambda: call_attached(second_call), timeout=20, what="the sideband to move")
     say(page, "After reload")
     expect_transcript(
         page, ["Before reload", reply("Before reload"), "After reload", reply("After reload")]
@@ -442,7 +443,7 @@ def test_microphone_refused_says_so_and_typing_still_works(
     )
     expect(page.get_by_role("button", name="Mute")).to_be_disabled()
     call_id = call_id_of(page)
-    wait_until(lambda: call_attached(call_id), timeout=20, what="the sideband to attach")
+    wait_for(lambda: call_attached(call_id), timeout=20, what="the sideband to attach")
     say(page, "Typing instead")
     expect_transcript(page, ["Typing instead", reply("Typing instead")])
     screenshot(page, "microphone-refused")
@@ -461,7 +462,7 @@ def test_partial_text_then_interrupted_and_failed_turns_are_marked(
     page = launch_page()
     session_id = start(page)
     call_id = call_id_of(page)
-    wait_until(lambda: call_attached(call_id), timeout=20, what="the sideband to attach")
+    wait_for(lambda: call_attached(call_id), timeout=20, what="the sideband to attach")
 
     # A slow answer: its partial text shows while it streams, then it is cut off.
     upstream.control("POST", "/_emulator/settings", {"pace_s": 0.3})
@@ -518,7 +519,7 @@ def test_a_lost_live_message_is_recovered_from_the_server(
     page.route_web_socket(re.compile(r"/ws/session/"), lossy)
     session_id = start(page)
     call_id = call_id_of(page)
-    wait_until(lambda: call_attached(call_id), timeout=20, what="the sideband to attach")
+    wait_for(lambda: call_attached(call_id), timeout=20, what="the sideband to attach")
 
     say(page, "Do not lose me")
     # The next message's number jumps; the page re-reads the transcript and has the turn.
@@ -549,7 +550,7 @@ def test_keyboard_alone_starts_and_sends(launch_page: LaunchPage, upstream: Emul
     page.keyboard.press("Enter")
     wait_ready(page)
     call_id = call_id_of(page)
-    wait_until(lambda: call_attached(call_id), timeout=20, what="the sideband to attach")
+    wait_for(lambda: call_attached(call_id), timeout=20, what="the sideband to attach")
     page.get_by_label("Message").focus()
     page.keyboard.type("Typed and entered")
     page.keyboard.press("Enter")

@@ -9,18 +9,17 @@ way the sideband's writer does.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 import redis
 from django.conf import settings
-from django.db import connection
 from django.test import Client
 
 from sessions_app.models import Call, Session, TranscriptTurn
 from tests.factories import OWNER_CREDENTIAL, CallFactory, SessionFactory
+from tests.processes import process_env
 from tests.sideband.helpers import WORKER_ENV, Worker, Workers
 
 if TYPE_CHECKING:
@@ -34,22 +33,9 @@ def extraction_workers(
     emulator_server: EmulatorServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Workers]:
-    db = connection.settings_dict
-    assert settings.REDIS_URL, "the extraction tests need REDIS_URL (a db number of their own)"
+    env = process_env(emulator_server=emulator_server, SIDEBAND_AUTH="client_secret", **WORKER_ENV)
     # Stale tasks of an earlier run must not reach this run's workers.
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-        "OPENAI_BASE_URL": emulator_server.api_base,
-        "OPENAI_API_KEY": emulator_server.api_key,
-        "SECRET_KEY": settings.SECRET_KEY,
-        "SECRET_ENCRYPTION_KEYS": ",".join(settings.SECRET_ENCRYPTION_KEYS),
-        "SIDEBAND_AUTH": "client_secret",
-        **WORKER_ENV,
-    }
     pool = Workers(env=env, log_dir=tmp_path_factory.mktemp("extraction-workers"))
     yield pool
     pool.stop_all()

@@ -10,23 +10,22 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings as django_settings
 
 from sessions_app.models import Call, Session, TranscriptTurn
 from sessions_app.services import call_register
 from tests.factories import ClientSecretFactory, SessionFactory
+from tests.processes import wait_for
 
 if TYPE_CHECKING:
     from realtime_emulator.testing import EmulatorServer
 
 ROOT = Path(__file__).resolve().parents[2]
-T = TypeVar("T")
 
 # Short lease and fast polls: the tests wait on the same mechanisms as production, scaled down.
 WORKER_ENV = {
@@ -38,24 +37,6 @@ WORKER_ENV = {
     "SIDEBAND_BACKOFF_MAX_S": "2",
     "SIDEBAND_PING_S": "5",
 }
-
-
-def wait_for(
-    predicate: Callable[[], T | None],
-    *,
-    timeout: float = 10.0,
-    interval: float = 0.05,
-    what: str = "",
-) -> T:
-    """Poll until `predicate()` is truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
-        time.sleep(interval)
 
 
 class Worker:

@@ -1,0 +1,74 @@
+"""What tests need to run real app and worker processes: their environment, and polling.
+
+A subprocess must see what the test process sees: pytest-django's TEST database, this run's
+Redis db, the emulator as upstream, and the same keys (a worker decrypts the client secrets
+the test process encrypted).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import quote
+
+from django.conf import settings
+from django.db import connection
+
+if TYPE_CHECKING:
+    from realtime_emulator.testing import EmulatorServer
+
+T = TypeVar("T")
+
+
+def test_database_url() -> str:
+    """The URL of the database the tests run against (pytest-django's `test_<name>`)."""
+    db = connection.settings_dict
+    user = quote(db.get("USER") or "")
+    password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{quote(db['NAME'])}"
+
+
+def process_env(*, emulator_server: EmulatorServer, **extra: str) -> dict[str, str]:
+    """The environment of an app or worker subprocess of this test run."""
+    if connection.vendor != "postgresql" or not settings.REDIS_URL:
+        raise AssertionError("these tests need DATABASE_URL (Postgres) and REDIS_URL (Makefile)")
+    env = dict(os.environ)
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the test process's concern only
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DATABASE_URL": test_database_url(),
+            "REDIS_URL": settings.REDIS_URL,
+            "OPENAI_API_KEY": "",
+            "EMULATOR_API_KEY": emulator_server.api_key,
+            "OPENAI_BASE_URL": emulator_server.api_base,
+            "OPENAI_BROWSER_BASE_URL": emulator_server.api_base,
+            "SECRET_KEY": settings.SECRET_KEY,
+            "SECRET_ENCRYPTION_KEYS": ",".join(settings.SECRET_ENCRYPTION_KEYS),
+            "PYTHONUNBUFFERED": "1",
+            **extra,
+        }
+    )
+    return env
+
+
+def wait_for(
+    predicate: Callable[[], T | None],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    what: str = "",
+) -> T:
+    """Poll until `predicate()` is truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+        time.sleep(interval)
