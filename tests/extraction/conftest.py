@@ -13,14 +13,12 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
-import redis
 from django.conf import settings
 from django.test import Client
 
 from sessions_app.models import Call, Session, TranscriptTurn
 from tests.factories import OWNER_CREDENTIAL, CallFactory, SessionFactory
-from tests.processes import process_env
-from tests.sideband.helpers import WORKER_ENV, Worker, Workers
+from tests.sideband.helpers import Worker, Workers, workers_running
 
 if TYPE_CHECKING:
     from realtime_emulator.testing import EmulatorServer
@@ -33,12 +31,10 @@ def extraction_workers(
     emulator_server: EmulatorServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Workers]:
-    env = process_env(emulator_server=emulator_server, SIDEBAND_AUTH="client_secret", **WORKER_ENV)
-    # Stale tasks of an earlier run must not reach this run's workers.
-    redis.Redis.from_url(settings.REDIS_URL).flushdb()
-    pool = Workers(env=env, log_dir=tmp_path_factory.mktemp("extraction-workers"))
-    yield pool
-    pool.stop_all()
+    with workers_running(
+        emulator_server=emulator_server, log_dir=tmp_path_factory.mktemp("extraction-workers")
+    ) as pool:
+        yield pool
 
 
 @pytest.fixture

@@ -6,11 +6,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import redis
-from django.conf import settings as django_settings
 
-from tests.processes import process_env
-from tests.sideband.helpers import WORKER_ENV, Worker, Workers
+from tests.sideband.helpers import Worker, Workers, workers_running
 
 if TYPE_CHECKING:
     from realtime_emulator.testing import EmulatorServer
@@ -24,12 +21,10 @@ def workers(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Workers]:
     """The pool of worker processes of this test run (stopped before the test DB is dropped)."""
-    env = process_env(emulator_server=emulator_server, SIDEBAND_AUTH="client_secret", **WORKER_ENV)
-    # Stale tasks of an earlier run must not reach this run's workers.
-    redis.Redis.from_url(django_settings.REDIS_URL).flushdb()
-    pool = Workers(env=env, log_dir=tmp_path_factory.mktemp("workers"))
-    yield pool
-    pool.stop_all()
+    with workers_running(
+        emulator_server=emulator_server, log_dir=tmp_path_factory.mktemp("workers")
+    ) as pool:
+        yield pool
 
 
 @pytest.fixture

@@ -11,16 +11,18 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+import redis
 from django.conf import settings as django_settings
 
 from sessions_app.models import Call, Session, TranscriptTurn
 from sessions_app.services import call_register
 from tests.factories import ClientSecretFactory, SessionFactory
-from tests.processes import wait_for
+from tests.processes import process_env, wait_for
 
 if TYPE_CHECKING:
     from realtime_emulator.testing import EmulatorServer
@@ -129,6 +131,19 @@ class Workers:
 
 
 # --- Emulator calls and the rows that register them -----------------------------------------
+
+
+@contextmanager
+def workers_running(*, emulator_server: EmulatorServer, log_dir: Path) -> Iterator[Workers]:
+    """A pool of real worker processes on this run's test DB, Redis db and emulator."""
+    env = process_env(emulator_server=emulator_server, SIDEBAND_AUTH="client_secret", **WORKER_ENV)
+    # Stale tasks of an earlier run must not reach this run's workers.
+    redis.Redis.from_url(django_settings.REDIS_URL).flushdb()
+    pool = Workers(env=env, log_dir=log_dir)
+    try:
+        yield pool
+    finally:
+        pool.stop_all()
 
 
 def synthetic_call(upstream: EmulatorServer, **options: Any) -> dict[str, Any]:
