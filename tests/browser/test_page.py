@@ -2,14 +2,13 @@
 (start, renew, refresh), plus extraction and a reload mid-conversation.
 
 Every test saves a screenshot to artifacts/screenshots/; the start test's mid-conversation
-shot is the README's docs/screenshot.png.
+shot (start-mid-conversation.png) is the one copied to docs/screenshot.png for the README.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +17,7 @@ from django.conf import settings
 from playwright.sync_api import Locator, Page, WebSocketRoute, expect
 
 from sessions_app.models import Call, Profile, Session, TranscriptTurn
-from tests.browser.conftest import ROOT, SCREENSHOTS
+from tests.browser.conftest import SCREENSHOTS
 from tests.processes import wait_for
 
 if TYPE_CHECKING:
@@ -146,7 +145,6 @@ def test_start_talk_by_text_and_microphone_shows_server_turns_in_order(
         timeout=30_000,
     )
     screenshot(page, "start-mid-conversation")
-    shutil.copyfile(SCREENSHOTS / "start-mid-conversation.png", ROOT / "docs" / "screenshot.png")
     page.get_by_role("button", name="Mute").click()
 
     # What the page shows is the server's transcript, in the server's order.
