@@ -245,6 +245,7 @@ LOGGING = {
     "loggers": {
         # httpx logs request URLs at INFO; keep it quiet.
         "httpx": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},
     },
 }
 
