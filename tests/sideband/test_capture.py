@@ -977,3 +977,13 @@ def test_the_capture_imports_nothing_from_django_or_the_network() -> None:
     )
 
     assert result.stdout.strip() == "[]"
+
+
+def test_a_frame_only_the_stdlib_json_parser_accepts_is_still_captured() -> None:
+    # orjson refuses NaN and lone surrogates; such a frame falls back to json.loads.
+    state = CaptureState()
+    ops = capture_frame(state, '{"type": "rate_limits.updated", "x": NaN, "y": "\\ud800"}')
+    assert ops == []
+    assert state.events == 1
+    assert state.malformed_frames == 0
+    assert state.unknown_event_counts == {}
