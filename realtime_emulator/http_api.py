@@ -10,7 +10,7 @@ from aiohttp import BodyPartReader, web
 
 from .errors import ApiError, bearer_token, invalid_api_key, invalid_type, unknown_parameter
 from .session import apply_session_patch, model_is_supported
-from .state import Registry
+from .state import FaultEndpoint, Registry
 from .webrtc import answer_offer
 
 log = logging.getLogger(__name__)
@@ -23,6 +23,23 @@ SECRET_TTL_MAX = 7200
 
 def registry(request: web.Request) -> Registry:
     return request.app[REGISTRY]
+
+
+def fault_raise(reg: Registry, endpoint: FaultEndpoint) -> None:
+    """Fail this request if a fault is armed for the endpoint (faults apply before auth)."""
+    fault = reg.take_fault(endpoint)
+    if fault is not None:
+        raise fault
+
+
+def api_key_check(request: web.Request, *, endpoint: FaultEndpoint) -> Registry:
+    """Answer armed faults, then require the server API key; returns the registry."""
+    reg = registry(request)
+    fault_raise(reg, endpoint)
+    key = bearer_token(request)
+    if not reg.is_api_key(key):
+        raise invalid_api_key(key)
+    return reg
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
@@ -86,13 +103,7 @@ def _secret_ttl(raw: Any) -> int:
 
 
 async def client_secrets_create(request: web.Request) -> web.Response:
-    reg = registry(request)
-    fault = reg.take_fault("client_secrets")
-    if fault is not None:
-        raise fault
-    key = bearer_token(request)
-    if not reg.is_api_key(key):
-        raise invalid_api_key(key)
+    reg = api_key_check(request, endpoint="client_secrets")
     body = await read_json(request)
     for name in body:
         if name not in ("expires_after", "session"):
@@ -140,9 +151,7 @@ async def _read_offer(request: web.Request) -> tuple[str, Any]:
 
 async def calls_create(request: web.Request) -> web.Response:
     reg = registry(request)
-    fault = reg.take_fault("calls")
-    if fault is not None:
-        raise fault
+    fault_raise(reg, "calls")
     key = bearer_token(request)
     sdp, session_patch = await _read_offer(request)
     secret_value: str | None = None

@@ -12,14 +12,12 @@ from aiohttp import web
 from .assistant import estimate_tokens, reply_text
 from .errors import (
     ApiError,
-    bearer_token,
-    invalid_api_key,
     invalid_type,
     invalid_value,
     missing_parameter,
 )
 from .extractor import extract_facts
-from .http_api import json_response, read_json, registry
+from .http_api import api_key_check, json_response, read_json
 from .ids import new_hex_id
 from .schema_fill import SchemaFiller, fill_schema
 
@@ -107,13 +105,7 @@ def _output_text(
 
 
 async def responses_create(request: web.Request) -> web.Response:
-    reg = registry(request)
-    fault = reg.take_fault("responses")
-    if fault is not None:
-        raise fault
-    key = bearer_token(request)
-    if not reg.is_api_key(key):
-        raise invalid_api_key(key)
+    api_key_check(request, endpoint="responses")
     body = await read_json(request)
     model = body.get("model")
     if not isinstance(model, str) or not model:
