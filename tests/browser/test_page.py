@@ -104,6 +104,13 @@ def call_attached(call_id: str) -> bool:
     return Call.objects.filter(call_id=call_id, attached_at__isnull=False).exists()
 
 
+def attached_call_of(page: Page, *, what: str = "the sideband to attach") -> str:
+    """The page's current call id, once the server's sideband has attached to it."""
+    call_id = call_id_of(page)
+    wait_for(lambda: call_attached(call_id), timeout=20, what=what)
+    return call_id
+
+
 def emulator_call(upstream: EmulatorServer, call_id: str) -> dict[str, Any]:
     state: dict[str, Any] = upstream.control("GET", f"/_emulator/calls/{call_id}")
     return state
@@ -130,8 +137,7 @@ def test_start_talk_by_text_and_microphone_shows_server_turns_in_order(
     # Keep the fake microphone quiet until the text turn is done.
     page.get_by_role("button", name="Mute").click()
     expect(page.get_by_role("button", name="Unmute")).to_have_attribute("aria-pressed", "true")
-    call_id = call_id_of(page)
-    wait_for(lambda: call_attached(call_id), timeout=20, what="the sideband to attach")
+    call_id = attached_call_of(page)
 
     say(page, "Hello from the keyboard")
     expect_transcript(page, ["Hello from the keyboard", reply("Hello from the keyboard")])
@@ -199,8 +205,7 @@ def test_renew_registers_a_new_call_moves_the_sideband_and_applies_instructions(
 ) -> None:
     page = launch_page()
     session_id = start(page)
-    first_call = call_id_of(page)
-    wait_for(lambda: call_attached(first_call), timeout=20, what="the sideband to attach")
+    first_call = attached_call_of(page)
     say(page, "Before renew")
     expect_transcript(page, ["Before renew", reply("Before renew")])
     first_item = str(transcript_items(page).first.get_attribute("data-item-id"))
@@ -282,8 +287,7 @@ def test_refresh_starts_a_new_session_with_an_empty_transcript(
     ]
 
     # The new session's call is captured from scratch.
-    new_call = call_id_of(page)
-    wait_for(lambda: call_attached(new_call), timeout=20, what="the new sideband to attach")
+    attached_call_of(page, what="the new sideband to attach")
     say(page, "Fresh start")
     expect_transcript(page, ["Fresh start", reply("Fresh start")])
     assert db_turns(new_session) == [
@@ -300,8 +304,7 @@ def test_extract_profile_shows_the_card_with_evidence(
 ) -> None:
     page = launch_page()
     session_id = start(page)
-    call_id = call_id_of(page)
-    wait_for(lambda: call_attached(call_id), timeout=20, what="the sideband to attach")
+    call_id = attached_call_of(page)
     say(page, "My name is Ada")
     expect_transcript(page, ["My name is Ada", reply("My name is Ada")])
     say(page, "I live in Lisbon")
@@ -351,8 +354,7 @@ def test_reload_mid_conversation_keeps_the_transcript_and_reconnects(
 ) -> None:
     page = launch_page(width=390, height=844)  # a phone-width screen
     session_id = start(page)
-    first_call = call_id_of(page)
-    wait_for(lambda: call_attached(first_call), timeout=20, what="the sideband to attach")
+    first_call = attached_call_of(page)
     say(page, "Before reload")
     expect_transcript(page, ["Before reload", reply("Before reload")])
 
@@ -362,8 +364,7 @@ def test_reload_mid_conversation_keeps_the_transcript_and_reconnects(
     assert session_id_of(page) == session_id
     assert call_id_of(page) != first_call
 
-    second_call = call_id_of(page)
-    wait_for(lambda: call_attached(second_call), timeout=20, what="the sideband to move")
+    attached_call_of(page, what="the sideband to move")
     say(page, "After reload")
     expect_transcript(
         page, ["Before reload", reply("Before reload"), "After reload", reply("After reload")]
@@ -440,8 +441,7 @@ def test_microphone_refused_says_so_and_typing_still_works(
         "address bar, then press Retry — or type your messages below."
     )
     expect(page.get_by_role("button", name="Mute")).to_be_disabled()
-    call_id = call_id_of(page)
-    wait_for(lambda: call_attached(call_id), timeout=20, what="the sideband to attach")
+    attached_call_of(page)
     say(page, "Typing instead")
     expect_transcript(page, ["Typing instead", reply("Typing instead")])
     screenshot(page, "microphone-refused")
@@ -459,8 +459,7 @@ def test_partial_text_then_interrupted_and_failed_turns_are_marked(
 ) -> None:
     page = launch_page()
     session_id = start(page)
-    call_id = call_id_of(page)
-    wait_for(lambda: call_attached(call_id), timeout=20, what="the sideband to attach")
+    call_id = attached_call_of(page)
 
     # A slow answer: its partial text shows while it streams, then it is cut off.
     upstream.control("POST", "/_emulator/settings", {"pace_s": 0.3})
@@ -516,8 +515,7 @@ def test_a_lost_live_message_is_recovered_from_the_server(
 
     page.route_web_socket(re.compile(r"/ws/session/"), lossy)
     session_id = start(page)
-    call_id = call_id_of(page)
-    wait_for(lambda: call_attached(call_id), timeout=20, what="the sideband to attach")
+    attached_call_of(page)
 
     say(page, "Do not lose me")
     # The next message's number jumps; the page re-reads the transcript and has the turn.
@@ -547,8 +545,7 @@ def test_keyboard_alone_starts_and_sends(launch_page: LaunchPage, upstream: Emul
     ]
     page.keyboard.press("Enter")
     wait_ready(page)
-    call_id = call_id_of(page)
-    wait_for(lambda: call_attached(call_id), timeout=20, what="the sideband to attach")
+    attached_call_of(page)
     page.get_by_label("Message").focus()
     page.keyboard.type("Typed and entered")
     page.keyboard.press("Enter")
