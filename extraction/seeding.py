@@ -25,7 +25,6 @@ SEED_ITEM_PREFIX = "seed_"
 # OpenAI's item ids are at most 32 characters: the prefix plus 24 hex digits (96 bits).
 ITEM_ID_MAX_CHARS = 32
 _HASH_CHARS = ITEM_ID_MAX_CHARS - len(SEED_ITEM_PREFIX) - 3
-DEFAULT_SEED_TURNS = 8
 # Bounds one seeded item; a very long turn is cut, not dropped.
 SEED_TEXT_MAX_CHARS = 4000
 
@@ -41,8 +40,8 @@ def is_seed_item(item_id: str | None) -> bool:
 
 
 def seed_turn_count() -> int:
-    """settings.SIDEBAND_SEED_TURNS (default 8); 0 turns seeding off."""
-    return int(getattr(settings, "SIDEBAND_SEED_TURNS", DEFAULT_SEED_TURNS))
+    """settings.SIDEBAND_SEED_TURNS; 0 turns seeding off."""
+    return settings.SIDEBAND_SEED_TURNS
 
 
 def seed_events(*, call: Call) -> list[dict[str, Any]]:
