@@ -254,10 +254,12 @@ LOGGING = {
 SIDEBAND_POLL_S = env_float("SIDEBAND_POLL_S", 1.0, minimum=0.05)  # supersede/lease-loss check
 SIDEBAND_HEARTBEAT_S = env_float("SIDEBAND_HEARTBEAT_S", 5.0, minimum=0.1)  # lease extension
 SIDEBAND_RECONCILE_S = env_float("SIDEBAND_RECONCILE_S", 5.0, minimum=0.1)  # beat period
-SIDEBAND_WRITERS = env_int("SIDEBAND_WRITERS", 4, minimum=1)  # DB writer threads per process
+# Batch writers per process: coroutines on the I/O loop, each with its own Postgres connection.
+SIDEBAND_WRITERS = env_int("SIDEBAND_WRITERS", 2, minimum=1)
 SIDEBAND_WRITE_BATCH = env_int("SIDEBAND_WRITE_BATCH", 200, minimum=1)
-# GIL hand-off interval of a worker process (sys.setswitchinterval); Python's default is 0.005.
-SIDEBAND_SWITCH_INTERVAL_S = env_float("SIDEBAND_SWITCH_INTERVAL_S", 0.001, minimum=0.0001)
+# Garbage collection in a worker process: a full collection this often, survivors frozen
+# between them (sideband.owner.CollectorPacing); 0 leaves Python's collector as it is.
+SIDEBAND_GC_FULL_S = env_float("SIDEBAND_GC_FULL_S", 300.0, minimum=0.0)
 SIDEBAND_PING_S = env_float("SIDEBAND_PING_S", 20.0, minimum=0.1)  # idle socket -> ping
 SIDEBAND_CONNECT_TIMEOUT_S = env_float("SIDEBAND_CONNECT_TIMEOUT_S", 10.0, minimum=0.1)
 SIDEBAND_BACKOFF_BASE_S = env_float("SIDEBAND_BACKOFF_BASE_S", 0.25, minimum=0.01)

@@ -1,19 +1,23 @@
 """The connection owner: one per worker process, holding every sideband socket the process owns.
 
-One process holds many calls; no process, and no thread, per call:
+One process holds many calls; no process, and no thread, per call. Everything hot runs on one
+asyncio **I/O loop** thread, so nothing on the hot path contends for the GIL (threads did: each
+socket read and each Postgres round trip waited for the GIL again, and the loop fell behind):
 
-- one **I/O loop** thread (asyncio, the `websockets` client) holding every socket: per call a
-  coroutine reads frames, runs the pure capture (`capture_frame`), pushes transcript deltas to
-  the page, answers `ItemMissing` with `conversation.item.retrieve`, and hands turn writes to a
-  writer. It never touches the database, so a thousand sockets need no thousand Postgres
-  connections;
-- a few **writer threads** (settings.SIDEBAND_WRITERS), each with its own DB connection; calls
-  are sharded over them by call id, so one call's writes stay in order, and a writer drains its
-  queue in batches (one transaction per batch, each call's writes fenced in a savepoint);
-- one **lease thread**: every SIDEBAND_POLL_S one query tells which calls the process still
-  owns (a newer generation, an ended call or a lost lease closes the socket within ~1 s), and
-  every SIDEBAND_HEARTBEAT_S one UPDATE extends every held lease;
-- one **pusher** loop thread (sideband.push.Pusher) numbering and sending live messages.
+- per call a coroutine (the `websockets` client) reads frames, runs the pure capture
+  (`capture_frame`), pushes transcript deltas to the page, answers `ItemMissing` with
+  `conversation.item.retrieve`, and queues turn writes;
+- a few **writer** coroutines (settings.SIDEBAND_WRITERS), each with its own asyncio Postgres
+  connection: calls are sharded over them by call id, so one call's writes stay in order, and
+  a writer drains its queue in batches, each one transaction of two pipelined round trips
+  (sideband.transcript.batch_run_async), whatever the number of calls in it;
+- the **pusher** (sideband.push.Pusher) numbering and sending live messages.
+
+Off the loop: one **ORM thread** for what needs Django's ORM (a recovered item placed between
+two turns, call ends, embedded mode's SQLite), and one **lease thread**: every SIDEBAND_POLL_S
+one query tells which calls the process still owns (a newer generation, an ended call or a
+lost lease closes the socket within ~1 s), every SIDEBAND_HEARTBEAT_S one UPDATE extends every
+held lease, and the garbage collector is paced (CollectorPacing).
 
 Recovery never relies on broker redelivery: a dead owner's leases expire and the reconciler
 (`sideband.tasks.calls_reconcile`) dispatches the calls again.
@@ -22,14 +26,14 @@ Recovery never relies on broker redelivery: a dead owner's leases expire and the
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import gc
 import json
 import logging
 import os
-import queue
 import random
 import socket
-import sys
 import threading
 import time
 import uuid
@@ -38,13 +42,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import (
     IntegrityError,
     OperationalError,
     close_old_connections,
     connection,
-    transaction,
 )
 from django.db import InterfaceError as DbInterfaceError
 from websockets.asyncio.client import ClientConnection, connect
@@ -68,7 +72,13 @@ from sideband.capture import (
     capture_frame,
 )
 from sideband.push import Pusher
-from sideband.transcript import Fenced, turns_apply_batch
+from sideband.transcript import (
+    Fenced,
+    batch_run_async,
+    connect_async,
+    connect_params,
+    turns_apply_batch,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -332,25 +342,24 @@ class SidebandOwner:
     def __init__(self, *, owner_id: str | None = None, writers: int | None = None) -> None:
         self.owner_id = owner_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stats = Stats()
-        self.pusher = Pusher()
+        self.io = asyncio.new_event_loop()
+        self.pusher = Pusher(loop=self.io)
         self._conns: dict[str, CallConnection] = {}
         self._lock = threading.Lock()
         self._closing = False
         self._events_closed = 0
         self._done = threading.Event()
         n = writers or settings.SIDEBAND_WRITERS
-        self._queues: list[queue.Queue[_Job | None]] = [queue.Queue() for _ in range(n)]
-        self._threads = [
-            threading.Thread(
-                target=self._writer, args=(q,), name=f"sideband-writer-{i}", daemon=True
-            )
-            for i, q in enumerate(self._queues)
-        ]
-        self._threads.append(
-            threading.Thread(target=self._lease_loop, name="sideband-lease", daemon=True)
+        # The writers are coroutines on the I/O loop, each with its own asyncio connection.
+        self._queues: list[asyncio.Queue[_Job | None]] = [asyncio.Queue() for _ in range(n)]
+        self._writers: list[concurrent.futures.Future[None]] = []
+        self._db_params: dict[str, Any] | None = None  # set on start (None: embedded mode)
+        # Django's ORM (embedded mode, turn-by-turn writes, call ends) runs on this one thread.
+        self._orm = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sideband-orm")
+        self._lease_thread = threading.Thread(
+            target=self._lease_loop, name="sideband-lease", daemon=True
         )
         # Every socket of the process lives on this one loop (see the module docstring).
-        self.io = asyncio.new_event_loop()
         self._io_thread = threading.Thread(
             target=self.io.run_forever, name="sideband-io", daemon=True
         )
@@ -361,13 +370,13 @@ class SidebandOwner:
         if self._started:
             return
         self._started = True
-        # Writer threads wait on Postgres round trips; while the I/O and pusher loops are busy,
-        # the default 5 ms GIL hand-off would add up to 5 ms to every query of every write.
-        sys.setswitchinterval(settings.SIDEBAND_SWITCH_INTERVAL_S)
+        self._db_params = connect_params() if connection.vendor == "postgresql" else None
         self._io_thread.start()
         self.pusher.start()
-        for thread in self._threads:
-            thread.start()
+        self._writers = [
+            asyncio.run_coroutine_threadsafe(self._writer(q), self.io) for q in self._queues
+        ]
+        self._lease_thread.start()
         logger.info("sideband owner %s started", self.owner_id)
 
     # -- calls -----------------------------------------------------------------------------------
@@ -407,43 +416,50 @@ class SidebandOwner:
                 self._events_closed += conn.events
 
     def write(self, conn: CallConnection, upserts: list[TurnUpsert], t_recv: float) -> None:
-        self._queue_for(conn).put((conn, upserts, "", "", t_recv))
+        self._enqueue(conn, (conn, upserts, "", "", t_recv))
 
     def end(self, conn: CallConnection, reason: str, message: str) -> None:
-        """End the call (after its pending writes) and close its socket."""
-        self._queue_for(conn).put((conn, None, reason, message, time.monotonic()))
+        """End the call (after its pending writes) and close its socket (any thread)."""
+        self._enqueue(conn, (conn, None, reason, message, time.monotonic()))
         conn.stop()
 
-    def _queue_for(self, conn: CallConnection) -> queue.Queue[_Job | None]:
-        return self._queues[zlib.crc32(conn.call_id.encode()) % len(self._queues)]
+    def _enqueue(self, conn: CallConnection, job: _Job) -> None:
+        jobs = self._queues[zlib.crc32(conn.call_id.encode()) % len(self._queues)]
+        if threading.get_ident() == self._io_thread.ident:
+            jobs.put_nowait(job)
+        else:
+            self.io.call_soon_threadsafe(jobs.put_nowait, job)
 
-    # -- writers -------------------------------------------------------------------------------
+    async def _orm_call(self, fn: Any, *args: Any) -> Any:
+        """Run a Django ORM function on the ORM thread (the ORM is synchronous)."""
+        return await self.io.run_in_executor(self._orm, fn, *args)
 
-    def _writer(self, jobs: queue.Queue[_Job | None]) -> None:
-        while True:
-            first = jobs.get()
-            if first is None:
-                connection.close()
-                return
-            batch = [first]
-            while len(batch) < settings.SIDEBAND_WRITE_BATCH:
-                try:
+    # -- writers (coroutines on the I/O loop) ----------------------------------------------------
+
+    async def _writer(self, jobs: asyncio.Queue[_Job | None]) -> None:
+        """Drain a shard's queue in batches: calls are sharded by id, so one call's writes
+        stay in order; one transaction per batch."""
+        db = _WriterDb(self._db_params)
+        try:
+            while True:
+                first = await jobs.get()
+                if first is None:
+                    return
+                batch = [first]
+                while len(batch) < settings.SIDEBAND_WRITE_BATCH and not jobs.empty():
                     job = jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    jobs.put(None)
-                    break
-                batch.append(job)
-            try:
-                self._write_batch(batch)
-            except Exception:
-                logger.exception("sideband write batch failed")
-            finally:
-                for _ in batch:
-                    jobs.task_done()
+                    if job is None:
+                        jobs.put_nowait(None)
+                        break
+                    batch.append(job)
+                try:
+                    await self._write_batch(batch, db)
+                except Exception:
+                    logger.exception("sideband write batch failed")
+        finally:
+            await db.close()
 
-    def _write_batch(self, batch: list[_Job]) -> None:
+    async def _write_batch(self, batch: list[_Job], db: _WriterDb) -> None:
         # Per call, in arrival order: the upserts first (one transaction), then an end.
         grouped: dict[str, tuple[CallConnection, list[TurnUpsert], list[float], list[_Job]]] = {}
         for job in batch:
@@ -456,71 +472,63 @@ class SidebandOwner:
                 entry[3].append(job)
         self.stats.batches += 1
         self.stats.batch_calls += len(grouped)
-        work = [
-            (conn, _latest_records(upserts), done, ends)
-            for conn, upserts, done, ends in grouped.values()
+        writing = [
+            (conn, _latest_records(upserts), done)
+            for conn, upserts, done, _ends in grouped.values()
+            if upserts
         ]
         started = time.monotonic()
         try:
-            committed = self._db(lambda: self._commit(work))
+            outcomes = await self._turns_write([(c.spec.call, u) for c, u, _d in writing], db)
         except Exception:
-            logger.exception("sideband write of %d calls failed", len(grouped))
-            return
+            logger.exception("sideband write of %d calls failed", len(writing))
+            outcomes = []
         now = time.monotonic()
         self.stats.write_s += now - started
-        for conn, turns, done_times in committed:
-            self.stats.commits += len(done_times)
-            self.stats.commit_ms.extend((now - t) * 1000 for t in done_times)
-            latest = {turn.item_id: turn for turn in turns}
-            for turn in latest.values():
-                if turn.call_id == conn.spec.call.pk:
-                    turn.call = conn.spec.call
-                self.pusher.push(
-                    conn.spec.session_public_id, {"type": "turn", "turn": turn_json(turn)}
-                )
+        for (conn, _upserts, done_times), outcome in zip(writing, outcomes, strict=True):
+            if isinstance(outcome, Fenced):
+                # A newer call of the session owns the transcript: this socket must go.
+                self.stats.fenced += 1
+                logger.info("sideband fenced, closing call=%s", conn.call_id)
+                conn.stop()
+            elif isinstance(outcome, IntegrityError):
+                logger.error("sideband write refused call=%s: %s", conn.call_id, outcome)
+            else:
+                self.stats.commits += len(done_times)
+                self.stats.commit_ms.extend((now - t) * 1000 for t in done_times)
+                for turn in outcome:
+                    self.pusher.push(
+                        conn.spec.session_public_id, {"type": "turn", "turn": turn_json(turn)}
+                    )
+        for conn, _ups, _done, ends in grouped.values():
+            for _conn, _u, reason, message, _t in ends:
+                await self._orm_call(_call_end, conn.call_id, reason, message)
 
-    def _commit(
-        self, grouped: list[tuple[CallConnection, list[TurnUpsert], list[float], list[_Job]]]
-    ) -> list[tuple[CallConnection, list[TranscriptTurn], list[float]]]:
-        """One transaction (one WAL flush) for the whole batch, set-based: the calls' writes
-        cost a handful of statements together (turns_apply_batch); a fenced or refused call
-        writes nothing and does not spoil the others'. Pushes go out only after the commit."""
-        committed: list[tuple[CallConnection, list[TranscriptTurn], list[float]]] = []
-        writing = [(conn, upserts, done) for conn, upserts, done, _ends in grouped if upserts]
-        with transaction.atomic():
-            outcomes = turns_apply_batch(
-                writes=[(conn.spec.call, upserts) for conn, upserts, _done in writing]
-            )
-            for (conn, _upserts, done_times), outcome in zip(writing, outcomes, strict=True):
-                if isinstance(outcome, Fenced):
-                    # A newer call of the session owns the transcript: this socket must go.
-                    self.stats.fenced += 1
-                    logger.info("sideband fenced, closing call=%s", conn.call_id)
-                    conn.stop()
-                elif isinstance(outcome, IntegrityError):
-                    logger.error("sideband write refused call=%s: %s", conn.call_id, outcome)
-                else:
-                    committed.append((conn, outcome, done_times))
-            for conn, _ups, _done, ends in grouped:
-                for _conn, _u, reason, message, _t in ends:
-                    services.call_end(call_id=conn.call_id, reason=reason, message=message)
-        return committed
-
-    @staticmethod
-    def _db(fn: Any) -> Any:
-        """Run a DB call; one retry on a dropped connection (e.g. Postgres restarted)."""
-        try:
-            return fn()
-        except (OperationalError, DbInterfaceError):
-            connection.close()
-            return fn()
+    async def _turns_write(
+        self, writes: list[tuple[Call, list[TurnUpsert]]], db: _WriterDb
+    ) -> list[list[TranscriptTurn] | Fenced | IntegrityError]:
+        """The batch's turns, committed: set-based on the writer's asyncio connection, the
+        rest (embedded mode, or a call whose placement needs queries) by the ORM thread."""
+        if not writes:
+            return []
+        if db.params is None:
+            return await self._orm_call(_turns_apply_batch, writes)
+        batched = await db.run(lambda aconn: batch_run_async(aconn, writes=writes))
+        outcomes: list[list[TranscriptTurn] | Fenced | IntegrityError] = []
+        for write, outcome in zip(writes, batched, strict=True):
+            if outcome is None:
+                (outcome,) = await self._orm_call(_turns_apply_batch, [write])
+            outcomes.append(outcome)
+        return outcomes
 
     # -- lease -----------------------------------------------------------------------------------
 
     def _lease_loop(self) -> None:
         last_extend = 0.0
+        collector = CollectorPacing(full_every_s=settings.SIDEBAND_GC_FULL_S)
         while not self._done.wait(settings.SIDEBAND_POLL_S):
             try:
+                collector.tick()
                 now = time.monotonic()
                 extend = now - last_extend >= settings.SIDEBAND_HEARTBEAT_S
                 self.lease_tick(extend=extend)
@@ -593,9 +601,12 @@ class SidebandOwner:
         for conn in conns:
             conn.done.wait(max(0.0, deadline - time.monotonic()))
         for q in self._queues:
-            q.put(None)
-        for thread in self._threads[:-1]:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            self.io.call_soon_threadsafe(q.put_nowait, None)
+        for writer in self._writers:
+            with contextlib.suppress(concurrent.futures.TimeoutError):
+                writer.result(max(0.0, deadline - time.monotonic()))
+        self._orm.submit(connection.close)
+        self._orm.shutdown(wait=True)
         self._done.set()
         released: list[tuple[str, int]] = []
         if handback:
@@ -615,6 +626,84 @@ class SidebandOwner:
         connection.close()
         logger.info("sideband owner %s stopped, handed back %d calls", self.owner_id, len(released))
         return released
+
+
+class CollectorPacing:
+    """Short garbage-collector pauses for a process holding many sockets.
+
+    CPython's full (generation 2) collection walks every tracked object: with a thousand
+    sockets' worth of objects it stopped the worker for 250-360 ms every 3-5 s (measured with
+    gc.callbacks under the benchmark), which was the whole p99 commit tail. So every tick
+    (`SIDEBAND_POLL_S`) the objects that survived it are frozen (`gc.freeze`, O(1)), and
+    collections only walk what is younger; refcounting still frees everything acyclic at once.
+    Cyclic garbage among frozen objects (e.g. a closed socket's) waits for the full collection
+    run every `full_every_s` seconds (0: leave the collector alone).
+    """
+
+    def __init__(self, *, full_every_s: float) -> None:
+        self.full_every_s = full_every_s
+        self._last_full = time.monotonic()
+
+    def tick(self, now: float | None = None) -> None:
+        if not self.full_every_s:
+            return
+        now = time.monotonic() if now is None else now
+        if now - self._last_full >= self.full_every_s:
+            self._last_full = now
+            gc.unfreeze()
+            collected = gc.collect()
+            logger.info("full collection: %d objects freed", collected)
+        gc.freeze()
+
+
+class _WriterDb:
+    """A writer's asyncio connection to Postgres (None params: embedded mode, no connection),
+    opened on first use and again after a failure."""
+
+    def __init__(self, params: dict[str, Any] | None) -> None:
+        self.params = params
+        self._aconn: psycopg.AsyncConnection[Any] | None = None
+
+    async def run(self, work: Any) -> Any:
+        """`await work(aconn)`; one retry on a dropped connection (e.g. Postgres restarted)."""
+        if self.params is None:
+            raise RuntimeError("no database connection in embedded mode")
+        for retry in (False, True):
+            if self._aconn is None or self._aconn.closed:
+                self._aconn = await connect_async(self.params)
+            try:
+                return await work(self._aconn)
+            except psycopg.OperationalError:
+                await self.close()
+                if retry:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def close(self) -> None:
+        if self._aconn is not None:
+            await self._aconn.close()
+            self._aconn = None
+
+
+# On the ORM thread: Django's connection, one retry on a dropped one.
+
+
+def _orm_retry(fn: Any) -> Any:
+    try:
+        return fn()
+    except (OperationalError, DbInterfaceError):
+        connection.close()
+        return fn()
+
+
+def _turns_apply_batch(
+    writes: list[tuple[Call, list[TurnUpsert]]],
+) -> list[list[TranscriptTurn] | Fenced | IntegrityError]:
+    return _orm_retry(lambda: turns_apply_batch(writes=writes))
+
+
+def _call_end(call_id: str, reason: str, message: str) -> None:
+    _orm_retry(lambda: services.call_end(call_id=call_id, reason=reason, message=message))
 
 
 _owner: SidebandOwner | None = None

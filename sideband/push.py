@@ -12,6 +12,8 @@ too often for a row update each. Without Redis (embedded mode) it is `Session.pu
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import logging
 import threading
 import time
@@ -97,7 +99,7 @@ def push_to_session(*, session: Session, payload: dict[str, Any]) -> int:
 
 
 class Pusher:
-    """The worker's pusher: one asyncio loop thread sending for the I/O loop and the writers.
+    """The worker's pusher: sends for the I/O loop and the writers, on that loop.
 
     `push()` is non-blocking. Messages are sharded by session, so one session's messages are
     numbered and sent in order. Each shard drains whatever has queued up: per session one
@@ -107,11 +109,11 @@ class Pusher:
     process, not one per thread.
     """
 
-    def __init__(self, *, shards: int = 8) -> None:
+    def __init__(self, *, loop: asyncio.AbstractEventLoop, shards: int = 8) -> None:
         self._shards = shards
-        self._loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._main: concurrent.futures.Future[None] | None = None
         self._queues: list[asyncio.Queue[tuple[str, dict[str, Any], float] | None]] = []
-        self._thread = threading.Thread(target=self._run, name="sideband-pusher", daemon=True)
         self._ready = threading.Event()
         self._inbox: deque[tuple[str, dict[str, Any], float]] = deque()
         self._expired_at: dict[str, float] = {}  # session -> when its seq key's TTL was set
@@ -123,7 +125,8 @@ class Pusher:
         self.latency_ms: deque[float] = deque(maxlen=20_000)
 
     def start(self) -> None:
-        self._thread.start()
+        """Start sending (the loop runs, or is about to, in another thread)."""
+        self._main = asyncio.run_coroutine_threadsafe(self._run(), self._loop)
         self._ready.wait(10)
 
     def push(self, session_public_id: str, payload: dict[str, Any]) -> None:
@@ -145,18 +148,16 @@ class Pusher:
             self._queues[shard].put_nowait(item)
 
     def stop(self, timeout: float = 5.0) -> None:
-        if not self._thread.is_alive():
+        """Send what is queued, then stop (any thread but the loop's)."""
+        if self._main is None or self._main.done():
             return
         self._loop.call_soon_threadsafe(self._transfer)  # what is queued goes out first
         for q in self._queues:
             self._loop.call_soon_threadsafe(q.put_nowait, None)
-        self._thread.join(timeout)
+        with contextlib.suppress(concurrent.futures.TimeoutError):
+            self._main.result(timeout)
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._main())
-
-    async def _main(self) -> None:
+    async def _run(self) -> None:
         self._queues = [asyncio.Queue() for _ in range(self._shards)]
         client = None if settings.EMBEDDED else aioredis.Redis.from_url(settings.REDIS_URL)
         # Bounds concurrent group sends (channels-redis has a bounded connection pool).

@@ -14,11 +14,14 @@ transaction, and the profiles' `last_position` moves with the turn it pointed at
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import Generator, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+import psycopg
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.db.models import Exists, F, Max, QuerySet
 from django.utils import timezone
 
@@ -61,74 +64,100 @@ def turns_apply_batch(
 ) -> list[list[TranscriptTurn] | Fenced | IntegrityError]:
     """`turns_apply` for many calls in one transaction, at a cost that does not grow with them.
 
-    Per batch: one statement fences (and row-locks the sessions of) every call, one reads the
-    turns the records refer to, one the sessions' last positions, one upserts every new or
-    changed turn (`INSERT ... ON CONFLICT`), whatever the number of calls. A call whose new
-    turn must go between two stored ones (a recovered item: a position query, maybe a
-    renumbering) takes the per-turn path, in a savepoint of its own.
+    Per batch (Postgres): one statement fences (and row-locks the sessions of) every call, one
+    reads the turns the records refer to, one the sessions' last positions, one upserts every
+    new or changed turn (`INSERT ... ON CONFLICT`), whatever the number of calls: the
+    statements of `batch_steps`. A call whose new turn must go between two stored ones (a
+    recovered item: a position query, maybe a renumbering) takes the per-turn path, in a
+    savepoint of its own.
 
     Returns, per write and in order, the turns created or changed, or the Fenced error
     (nothing of that call written), or the IntegrityError that refused that call's writes
     (nothing of it written; the other calls' writes stand). Call's generation in memory is
     the fencing number. Run inside the caller's transaction or its own.
     """
-    outcomes: list[list[TranscriptTurn] | Fenced | IntegrityError] = [[] for _ in writes]
-    todo = {
-        i: (call, [op for op in ops if isinstance(op, TurnUpsert)])
-        for i, (call, ops) in enumerate(writes)
-    }
-    todo = {i: work for i, work in todo.items() if work[1]}
-    if not todo:
-        return outcomes
+    now = timezone.now()
+    outcomes: list[list[TranscriptTurn] | Fenced | IntegrityError] = []
     with transaction.atomic():
-        live = _fence_many([call for call, _ in todo.values()])
-        for i, (call, _) in list(todo.items()):
-            if call.pk not in live:
-                outcomes[i] = Fenced(
-                    f"call {call.call_id} (generation {call.generation}) is fenced off"
-                )
-                del todo[i]
-        if not todo:
-            return outcomes
-        now = timezone.now()
-        planned: dict[int, tuple[list[TranscriptTurn], list[TranscriptTurn]]] = {}
-        slow: list[int] = []
         if connection.vendor == "postgresql":
-            _plan_batch(todo=todo, planned=planned, slow=slow, now=now)
-        else:
-            slow = list(todo)  # embedded mode (SQLite, one process, a few calls): turn by turn
-        try:
-            if planned:
-                with transaction.atomic():
-                    _upsert([turn for new, changed in planned.values() for turn in new + changed])
-        except IntegrityError:
-            # A record the database refuses (a constraint): find the offending call by
-            # writing each on its own; the others' writes stand.
-            slow.extend(planned)
-            planned = {}
-        for i, (new, changed) in planned.items():
-            outcomes[i] = _in_op_order(todo[i][1], new + changed)
-        for i in sorted(slow):
-            call, upserts = todo[i]
+            batched = _steps_run(batch_steps(writes=writes, now=now))
+        else:  # embedded mode (SQLite, one process, a few calls): fenced one by one
+            batched = [
+                (None if _fence_one(call) else _fenced(call)) if _upserts(ops) else []
+                for call, ops in writes
+            ]
+        for (call, ops), outcome in zip(writes, batched, strict=True):
+            if outcome is not None:
+                outcomes.append(outcome)
+                continue
             try:
                 with transaction.atomic():
-                    outcomes[i] = _apply_one(call=call, upserts=upserts, now=now)
+                    outcomes.append(_apply_one(call=call, upserts=_upserts(ops), now=now))
             except IntegrityError as exc:
-                outcomes[i] = exc
+                outcomes.append(exc)
     return outcomes
 
 
-def _plan_batch(
-    *,
-    todo: dict[int, tuple[Call, list[TurnUpsert]]],
-    planned: dict[int, tuple[list[TranscriptTurn], list[TranscriptTurn]]],
-    slow: list[int],
-    now: datetime,
-) -> None:
-    """Plan every call's writes from two reads for the whole batch; a call whose placement
-    needs more goes to `slow`."""
-    rows = _rows_referenced([(call.session_id, upserts) for call, upserts in todo.values()])
-    lasts = _last_positions({call.session_id for call, _ in todo.values()})
+def _fenced(call: Call) -> Fenced:
+    return Fenced(f"call {call.call_id} (generation {call.generation}) is fenced off")
+
+
+def _upserts(ops: Sequence[Op]) -> list[TurnUpsert]:
+    return [op for op in ops if isinstance(op, TurnUpsert)]
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One SQL statement of `batch_steps`, for whichever driver runs them (sync or async)."""
+
+    sql: str
+    params: list[Any]
+    # A write the database may refuse (a constraint): the synchronous driver runs its round
+    # in a savepoint.
+    refusable: bool = False
+
+
+# A round of statements the driver may send together (pipelined), and their rows back.
+Round = list[Statement]
+Rows = list[list[tuple[Any, ...]]]
+_REFUSED = (IntegrityError, psycopg.IntegrityError)
+
+# None: the call is live but its writes were not made here: write them turn by turn with
+# turns_apply (a position query is needed, or the database refused the batch).
+BatchOutcome = list[TranscriptTurn] | Fenced | None
+
+
+def batch_steps(
+    *, writes: Sequence[tuple[Call, Sequence[Op]]], now: datetime
+) -> Generator[Round, Rows, list[BatchOutcome]]:
+    """The set-based batch write as the statements it runs (no I/O of its own), in two rounds
+    of statements that do not wait for each other's rows: the fence and the two reads, then
+    the upsert. The driver sends each round's rows back, all inside one transaction, and
+    gets the outcomes; a refused upsert is thrown back in (`generator.throw`) and undone.
+
+    Postgres only. The same steps run on Django's connection (`turns_apply_batch`) and,
+    pipelined, on the worker's asyncio connection (`batch_run_async`): two round trips for
+    any number of calls.
+    """
+    outcomes: list[BatchOutcome] = [[] for _ in writes]
+    todo = {i: (call, _upserts(ops)) for i, (call, ops) in enumerate(writes)}
+    todo = {i: work for i, work in todo.items() if work[1]}
+    if not todo:
+        return outcomes
+    # The reads do not wait for the fence: a fenced call's rows are read and not used.
+    fence, referenced, last_positions = yield [
+        _fence_statement([call for call, _ in todo.values()]),
+        _referenced_statement([(call.session_id, ups) for call, ups in todo.values()]),
+        _last_positions_statement({call.session_id for call, _ in todo.values()}),
+    ]
+    live = {row[0] for row in fence}
+    for i, (call, _) in list(todo.items()):
+        if call.pk not in live:
+            outcomes[i] = _fenced(call)
+            del todo[i]
+    rows = _referenced_rows(referenced)
+    lasts = {session_id: last for session_id, last in last_positions if last is not None}
+    planned: dict[int, tuple[list[TranscriptTurn], list[TranscriptTurn]]] = {}
     for i, (call, upserts) in todo.items():
         placer = _Placer(
             session_id=call.session_id,
@@ -139,7 +168,99 @@ def _plan_batch(
         try:
             planned[i] = _plan(call=call, upserts=upserts, placer=placer, now=now)
         except _NeedsQuery:
-            slow.append(i)
+            outcomes[i] = None
+    turns = [turn for new, changed in planned.values() for turn in new + changed]
+    if turns:
+        try:
+            (upserted,) = yield [_upsert_statement(turns)]
+        except _REFUSED:
+            # A record the database refuses (a constraint): each call is written on its own,
+            # so the others' writes stand.
+            for i in planned:
+                outcomes[i] = None
+            return outcomes
+        ids = {(session_id, item_id): pk for pk, session_id, item_id in upserted}
+        for turn in turns:
+            turn.pk = ids[(turn.session_id, turn.item_id)]
+    for i, (new, changed) in planned.items():
+        outcomes[i] = _in_op_order(todo[i][1], new + changed)
+    return outcomes
+
+
+def _steps_run(steps: Generator[Round, Rows, list[BatchOutcome]]) -> list[BatchOutcome]:
+    """Run `batch_steps` on Django's connection (inside the caller's transaction); a round
+    that may be refused in a savepoint, so a refusal undoes that round only."""
+    try:
+        statements = next(steps)
+    except StopIteration as stop:  # nothing to write
+        return stop.value
+    with connection.cursor() as cursor:
+        while True:
+            rows: Rows = []
+            savepoint = any(statement.refusable for statement in statements)
+            try:
+                with transaction.atomic() if savepoint else contextlib.nullcontext():
+                    for statement in statements:
+                        cursor.execute(statement.sql, statement.params)
+                        rows.append(cursor.fetchall())
+            except IntegrityError as exc:
+                refused: IntegrityError | None = exc
+            else:
+                refused = None
+            try:
+                statements = steps.throw(refused) if refused else steps.send(rows)
+            except StopIteration as stop:
+                return stop.value
+
+
+async def batch_run_async(
+    aconn: psycopg.AsyncConnection[Any], *, writes: Sequence[tuple[Call, Sequence[Op]]]
+) -> list[BatchOutcome]:
+    """`batch_steps` on an asyncio connection (`connect_async`), in one transaction of its
+    own, each round pipelined (one round trip): the worker's I/O loop writes without a
+    thread, so without contending for the GIL, and a batch waits for the loop only twice.
+    Calls whose outcome is None are left to `turns_apply` (synchronous, Django's connection).
+    """
+    steps = batch_steps(writes=writes, now=timezone.now())
+    try:
+        statements = next(steps)
+    except StopIteration as stop:  # nothing to write
+        return stop.value
+    try:
+        async with aconn.pipeline(), aconn.transaction():
+            while True:
+                cursors = [aconn.cursor() for _ in statements]
+                for cursor, statement in zip(cursors, statements, strict=True):
+                    await cursor.execute(statement.sql, statement.params)
+                rows = [await cursor.fetchall() for cursor in cursors]
+                try:
+                    statements = steps.send(rows)
+                except StopIteration as stop:
+                    outcomes = stop.value
+                    break
+    except psycopg.IntegrityError as exc:
+        # The transaction is rolled back: nothing of the batch is written.
+        try:
+            steps.throw(exc)
+        except StopIteration as stop:
+            return stop.value
+        raise
+    return outcomes
+
+
+def connect_params() -> dict[str, Any]:
+    """Django's parameters for the default database (same server, same adapters), for
+    `connect_async`; read them outside the event loop."""
+    params = dict(connections[DEFAULT_DB_ALIAS].get_connection_params())
+    params.pop("cursor_factory", None)  # Django's synchronous cursor class
+    return params
+
+
+async def connect_async(params: dict[str, Any]) -> psycopg.AsyncConnection[Any]:
+    """An asyncio connection to the default database, in UTC like Django's."""
+    aconn = await psycopg.AsyncConnection.connect(**params, autocommit=True)
+    await aconn.execute("SELECT set_config('TimeZone', 'UTC', false)")
+    return aconn
 
 
 def _plan(
@@ -278,37 +399,33 @@ def turn_record(turn: TranscriptTurn) -> TurnUpsert:
     )
 
 
-def _fence_many(calls: Sequence[Call]) -> set[int]:
-    """Row-lock the sessions of the calls that are their session's current, live call; the
-    pks of those calls (the others are fenced off).
+def _fence_statement(calls: Sequence[Call]) -> Statement:
+    """Row-lock the sessions of the calls that are their session's current, live call; its
+    rows are the pks of those calls (the others are fenced off).
 
     One statement for the whole batch: the condition and the lock cannot be separated, and a
     generation bump (a newer call registering) waits for this transaction, or this statement
     waits for the bump and re-checks the condition against the new row. Sessions are locked
     in id order, so writers batching overlapping sessions cannot deadlock.
     """
-    if connection.vendor != "postgresql":
-        return {call.pk for call in calls if _fence_one(call)}
     session_table = Session._meta.db_table
     call_table = Call._meta.db_table
-    with connection.cursor() as cursor:
-        # The live calls first (by primary key), then their sessions by primary key: the
-        # join order is spelled out, so the plan does not depend on the tables' statistics.
-        cursor.execute(
-            f"WITH v AS MATERIALIZED ("  # noqa: S608
-            f"SELECT c.id, c.session_id, v.generation "
-            f"FROM unnest(%s::bigint[], %s::bigint[]) AS v(call_id, generation) "
-            f"JOIN {call_table} c ON c.id = v.call_id WHERE c.ended_at IS NULL) "
-            f"SELECT v.id FROM v JOIN {session_table} s ON s.id = v.session_id "
-            f"WHERE s.status = %s AND s.current_generation = v.generation "
-            f"ORDER BY s.id FOR UPDATE OF s",
-            [
-                [call.pk for call in calls],
-                [call.generation for call in calls],
-                Session.Status.ACTIVE.value,
-            ],
-        )
-        return {row[0] for row in cursor.fetchall()}
+    # The live calls first (by primary key), then their sessions by primary key: the join
+    # order is spelled out, so the plan does not depend on the tables' statistics.
+    return Statement(
+        f"WITH v AS MATERIALIZED ("  # noqa: S608
+        f"SELECT c.id, c.session_id, v.generation "
+        f"FROM unnest(%s::bigint[], %s::bigint[]) AS v(call_id, generation) "
+        f"JOIN {call_table} c ON c.id = v.call_id WHERE c.ended_at IS NULL) "
+        f"SELECT v.id FROM v JOIN {session_table} s ON s.id = v.session_id "
+        f"WHERE s.status = %s AND s.current_generation = v.generation "
+        f"ORDER BY s.id FOR UPDATE OF s",
+        [
+            [call.pk for call in calls],
+            [call.generation for call in calls],
+            Session.Status.ACTIVE.value,
+        ],
+    )
 
 
 def _fence_one(call: Call) -> bool:
@@ -327,47 +444,55 @@ def _fence_one(call: Call) -> bool:
     return matched > 0
 
 
-def _rows_referenced(
-    writes: Sequence[tuple[int, list[TurnUpsert]]],
-) -> dict[int, dict[str, TranscriptTurn]]:
-    """Per session, the stored turns the records name (themselves, predecessor, successor):
-    one query for the batch."""
-    wanted: dict[int, set[str]] = {}
+_TURN_COLUMNS = tuple(field.attname for field in TranscriptTurn._meta.concrete_fields)
+
+
+def _referenced_statement(writes: Sequence[tuple[int, list[TurnUpsert]]]) -> Statement:
+    """Per session, the stored turns the records name (themselves, predecessor, successor),
+    with their call's public id: one query for the batch (rows: `_referenced_rows`)."""
+    pairs: dict[tuple[int, str], None] = {}
     for session_id, upserts in writes:
-        items = wanted.setdefault(session_id, set())
         for op in upserts:
-            items.add(op.item_id)
+            pairs[(session_id, op.item_id)] = None
             if op.previous_item_id:
-                items.add(op.previous_item_id)
+                pairs[(session_id, op.previous_item_id)] = None
             if op.next_item_id:
-                items.add(op.next_item_id)
-    found: dict[int, dict[str, TranscriptTurn]] = {session_id: {} for session_id in wanted}
-    pairs = [(session_id, item) for session_id, items in wanted.items() for item in items]
+                pairs[(session_id, op.next_item_id)] = None
+    columns = ", ".join(f"t.{name}" for name in _TURN_COLUMNS)
     # (session, item) pairs as two arrays: one index probe per pair, and a statement text
-    # that is the same for every batch (psycopg caches its parsing).
-    turns = TranscriptTurn.objects.raw(
-        f"SELECT t.* FROM unnest(%s::bigint[], %s::text[]) AS w(session_id, item_id) "  # noqa: S608
+    # that is the same for every batch (its parsing is cached).
+    return Statement(
+        f"SELECT {columns}, c.call_id "  # noqa: S608
+        f"FROM unnest(%s::bigint[], %s::text[]) AS w(session_id, item_id) "
         f"JOIN {TranscriptTurn._meta.db_table} t "
-        f"ON t.session_id = w.session_id AND t.item_id = w.item_id",
+        f"ON t.session_id = w.session_id AND t.item_id = w.item_id "
+        f"LEFT JOIN {Call._meta.db_table} c ON c.id = t.call_id",
         [[pair[0] for pair in pairs], [pair[1] for pair in pairs]],
     )
-    for turn in turns:
-        if turn.item_id in wanted[turn.session_id]:
-            found[turn.session_id][turn.item_id] = turn
+
+
+def _referenced_rows(rows: list[tuple[Any, ...]]) -> dict[int, dict[str, TranscriptTurn]]:
+    """The turns of `_referenced_statement`, per session and item id. Each carries its call
+    with the public id loaded (the live push shows it), the call's other fields deferred."""
+    found: dict[int, dict[str, TranscriptTurn]] = {}
+    width = len(_TURN_COLUMNS)
+    for row in rows:
+        turn = TranscriptTurn.from_db("default", _TURN_COLUMNS, row[:width])
+        if turn.call_id is not None:
+            turn.call = Call.from_db("default", ("id", "call_id"), (turn.call_id, row[width]))
+        found.setdefault(turn.session_id, {})[turn.item_id] = turn
     return found
 
 
-def _last_positions(session_ids: set[int]) -> dict[int, int]:
-    """Each session's greatest position (absent: no turns yet), one query for the batch."""
+def _last_positions_statement(session_ids: set[int]) -> Statement:
+    """Each session's greatest position (NULL: no turns yet), one query for the batch."""
     table = TranscriptTurn._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            # Per session the top of its (session, position) index: one probe each.
-            f"SELECT v.session_id, (SELECT max(t.position) FROM {table} t "  # noqa: S608
-            f"WHERE t.session_id = v.session_id) FROM unnest(%s::bigint[]) AS v(session_id)",
-            [sorted(session_ids)],
-        )
-        return {session_id: last for session_id, last in cursor.fetchall() if last is not None}
+    return Statement(
+        # Per session the top of its (session, position) index: one probe each.
+        f"SELECT v.session_id, (SELECT max(t.position) FROM {table} t "  # noqa: S608
+        f"WHERE t.session_id = v.session_id) FROM unnest(%s::bigint[]) AS v(session_id)",
+        [sorted(session_ids)],
+    )
 
 
 _UPSERT_COLUMNS = (
@@ -390,9 +515,10 @@ _UPSERT_COLUMNS = (
 )
 
 
-def _upsert(turns: list[TranscriptTurn]) -> None:
+def _upsert_statement(turns: list[TranscriptTurn]) -> Statement:
     """Insert the new turns and update the changed ones: one statement (a column array per
-    field, so its text never changes, whatever the number of rows).
+    field, so its text never changes, whatever the number of rows); its rows are
+    (id, session_id, item_id).
 
     A stored turn keeps its call, place and predecessor; completed_at is set once.
     """
@@ -400,19 +526,15 @@ def _upsert(turns: list[TranscriptTurn]) -> None:
     names = [name for name, _ in _UPSERT_COLUMNS]
     arrays = ", ".join(f"%s::{kind}[]" for _, kind in _UPSERT_COLUMNS)
     updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in (*_UPDATABLE, "updated_at"))
-    columns: list[Any] = [[getattr(turn, name) for turn in turns] for name in names]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} AS t ({', '.join(names)}) "  # noqa: S608
-            f"SELECT * FROM unnest({arrays}) "
-            f"ON CONFLICT (session_id, item_id) DO UPDATE SET {updates}, "
-            f"completed_at = COALESCE(t.completed_at, EXCLUDED.completed_at) "
-            f"RETURNING id, session_id, item_id",
-            columns,
-        )
-        ids = {(session_id, item_id): pk for pk, session_id, item_id in cursor.fetchall()}
-    for turn in turns:
-        turn.pk = ids[(turn.session_id, turn.item_id)]
+    return Statement(
+        f"INSERT INTO {table} AS t ({', '.join(names)}) "  # noqa: S608
+        f"SELECT * FROM unnest({arrays}) "
+        f"ON CONFLICT (session_id, item_id) DO UPDATE SET {updates}, "
+        f"completed_at = COALESCE(t.completed_at, EXCLUDED.completed_at) "
+        f"RETURNING id, session_id, item_id",
+        [[getattr(turn, name) for turn in turns] for name in names],
+        refusable=True,
+    )
 
 
 class _NeedsQuery(Exception):
