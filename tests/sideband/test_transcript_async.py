@@ -97,9 +97,7 @@ def test_a_fenced_call_in_the_async_batch_writes_nothing_and_the_others_do() -> 
     superseded, live = live_call(), live_call()
     new_generation(superseded.session)
 
-    outcomes = batch_async(
-        [(superseded, [user("item_s", None)]), (live, [user("item_l", None)])]
-    )
+    outcomes = batch_async([(superseded, [user("item_s", None)]), (live, [user("item_l", None)])])
 
     assert isinstance(outcomes[0], Fenced)
     assert [t.item_id for t in cast(list, outcomes[1])] == ["item_l"]
