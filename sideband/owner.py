@@ -482,7 +482,7 @@ class SidebandOwner:
             outcomes = await self._turns_write([(c.spec.call, u) for c, u, _d in writing], db)
         except Exception:
             logger.exception("sideband write of %d calls failed", len(writing))
-            outcomes = []
+            return
         now = time.monotonic()
         self.stats.write_s += now - started
         for (conn, _upserts, done_times), outcome in zip(writing, outcomes, strict=True):

@@ -301,7 +301,8 @@ def _apply_one(*, call: Call, upserts: list[TurnUpsert], now: datetime) -> list[
             referenced.add(op.next_item_id)
     rows = {
         turn.item_id: turn
-        for turn in TranscriptTurn.objects.filter(
+        # With their calls: the live push shows each turn's call id.
+        for turn in TranscriptTurn.objects.select_related("call").filter(
             session_id=call.session_id, item_id__in=referenced
         )
     }

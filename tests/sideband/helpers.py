@@ -65,6 +65,7 @@ class Workers:
         self.env = env
         self.log_dir = log_dir
         self.running: list[Worker] = []
+        self.started: list[Worker] = []
 
     def start(self) -> Worker:
         name = f"sb-{uuid.uuid4().hex[:6]}"
@@ -99,6 +100,7 @@ class Workers:
             )
         worker = Worker(proc, name, log)
         self.running.append(worker)
+        self.started.append(worker)
         wait_for(
             lambda: " ready." in worker.log_text() or not worker.alive(),
             timeout=30,
@@ -144,6 +146,9 @@ def workers_running(*, emulator_server: EmulatorServer, log_dir: Path) -> Iterat
         yield pool
     finally:
         pool.stop_all()
+    # A worker that logged a traceback failed at something, even where no test looked.
+    failed = [w.log_text() for w in pool.started if "Traceback" in w.log_text()]
+    assert not failed, "\n\n".join(failed)
 
 
 def synthetic_call(upstream: EmulatorServer, **options: Any) -> dict[str, Any]:

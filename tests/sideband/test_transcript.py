@@ -540,3 +540,23 @@ def test_an_emulator_call_is_captured_and_a_gap_is_recovered_in_place(
         .values_list("item_id", flat=True)
     )
     assert stored_ids[:5] == [emulator_ids[i] for i in (0, 1, 2, 3, 5)]
+
+
+def test_returned_turns_carry_their_call_for_the_live_push(
+    call: Call, django_assert_num_queries: Any
+) -> None:
+    # The worker pushes them from its event loop, where a lazy query is not allowed.
+    turns_apply(call=call, ops=[user("item_a", None), user("item_d", "item_a")])
+    batched = turns_apply(call=call, ops=[user("item_d", "item_a", text="edited")])
+    # A recovered item between two turns takes the turn-by-turn path.
+    one_by_one = turns_apply(
+        call=call,
+        ops=[
+            user("item_c", "item_a", next_item_id="item_d"),
+            user("item_a", None, text="edited"),
+        ],
+    )
+
+    with django_assert_num_queries(0):
+        call_ids = [turn.call.call_id for turn in batched + one_by_one if turn.call is not None]
+    assert call_ids == [call.call_id] * 3
