@@ -535,6 +535,10 @@ class SidebandOwner:
                 if extend:
                     last_extend = now
                 self._stats_export()
+            except (OperationalError, DbInterfaceError) as exc:
+                # Postgres restarting, a connection killed: the next tick connects again.
+                logger.warning("sideband lease tick: database unavailable (%s)", exc)
+                connection.close()
             except Exception:
                 logger.exception("sideband lease tick failed")
                 close_old_connections()
@@ -665,23 +669,35 @@ class _WriterDb:
         self._aconn: psycopg.AsyncConnection[Any] | None = None
 
     async def run(self, work: Any) -> Any:
-        """`await work(aconn)`; one retry on a dropped connection (e.g. Postgres restarted)."""
+        """`await work(aconn)`, again and again while the database cannot be reached (Postgres
+        restarting, a connection killed): backoff with jitter, so records wait in order
+        instead of being lost. A batch that failed at its COMMIT may be run twice: its
+        writes are upserts of complete records, so the second run changes nothing."""
         if self.params is None:
             raise RuntimeError("no database connection in embedded mode")
-        for retry in (False, True):
-            if self._aconn is None or self._aconn.closed:
-                self._aconn = await connect_async(self.params)
+        attempt = 0
+        while True:
             try:
+                if self._aconn is None or self._aconn.closed:
+                    self._aconn = await connect_async(self.params)
                 return await work(self._aconn)
-            except psycopg.OperationalError:
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 await self.close()
-                if retry:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+                cap = min(
+                    settings.SIDEBAND_BACKOFF_MAX_S, settings.SIDEBAND_BACKOFF_BASE_S * 2**attempt
+                )
+                attempt += 1
+                logger.warning(
+                    "sideband writer: database unavailable (%s), retry %d",
+                    type(exc).__name__,
+                    attempt,
+                )
+                await asyncio.sleep(random.uniform(cap / 2, cap))  # noqa: S311
 
     async def close(self) -> None:
         if self._aconn is not None:
-            await self._aconn.close()
+            with contextlib.suppress(psycopg.Error):
+                await self._aconn.close()
             self._aconn = None
 
 

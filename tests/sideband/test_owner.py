@@ -11,6 +11,7 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 import pytest
 import websocket
 from asgiref.sync import sync_to_async
@@ -77,6 +78,41 @@ def test_text_turn_is_captured(worker: Worker, upstream: EmulatorServer) -> None
     assert set(TranscriptTurn.objects.filter(session=session).values_list("call", flat=True)) == {
         call.pk
     }
+
+
+def test_turns_keep_landing_after_the_database_drops_the_workers_connections(
+    worker: Worker, upstream: EmulatorServer
+) -> None:
+    session = session_new()
+    call = attached(upstream, call_start(session, synthetic_call(upstream)))
+    user_text(upstream, call, "before")
+    wait_for(turns_settled(session, 2))
+
+    # As a Postgres restart would: every connection to the test database is cut, and none can
+    # be made for a while (the ALTER runs from the maintenance database: not on the current).
+    database = connections["default"].settings_dict["NAME"]
+    params = {**connections["default"].get_connection_params(), "dbname": "postgres"}
+    params.pop("cursor_factory", None)
+    with psycopg.connect(**params, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        try:
+            (cut,) = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s",
+                [database],
+            ).fetchone() or (0,)
+            user_text(upstream, call, "after")
+            wait_for(lambda: "retry 2" in worker.log_text(), what="the writer to fail twice")
+        finally:
+            admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+    connections["default"].close()  # this test's own connection was cut too
+
+    assert cut >= 1
+    assert wait_for(turns_settled(session, 4)) == [
+        ("user", "before", "completed"),
+        ("assistant", reply("before"), "completed"),
+        ("user", "after", "completed"),
+        ("assistant", reply("after"), "completed"),
+    ]
 
 
 def test_audio_turn_with_a_late_transcript_keeps_conversation_order(
