@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import gc
 import json
 import logging
@@ -92,6 +93,14 @@ _CLOSE_REASON_ENDS = {
     "session_expired": Call.EndReason.SESSION_EXPIRED,
     "invalid_api_key": Call.EndReason.SECRET_EXPIRED,
 }
+
+
+def backoff_s(attempt: int) -> float:
+    """Exponential backoff with jitter for the `attempt`-th retry (0 first): a random wait
+    between half and all of SIDEBAND_BACKOFF_BASE_S * 2**attempt, at most
+    SIDEBAND_BACKOFF_MAX_S."""
+    cap = min(settings.SIDEBAND_BACKOFF_MAX_S, settings.SIDEBAND_BACKOFF_BASE_S * 2**attempt)
+    return random.uniform(cap / 2, cap)  # noqa: S311 - jitter, not a secret
 
 
 def _end_reason(reason: str) -> str:
@@ -229,10 +238,9 @@ class CallConnection:
         return None
 
     async def _backoff(self, attempt: int) -> int:
-        """Exponential backoff with full jitter; stop() cuts it short."""
-        cap = min(settings.SIDEBAND_BACKOFF_MAX_S, settings.SIDEBAND_BACKOFF_BASE_S * 2**attempt)
+        """Wait `backoff_s(attempt)`; stop() cuts it short."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), random.uniform(cap / 2, cap))  # noqa: S311
+            await asyncio.wait_for(self._wake.wait(), backoff_s(attempt))
         return attempt + 1
 
     async def _connect(self) -> ClientConnection:
@@ -430,9 +438,24 @@ class SidebandOwner:
         else:
             self.io.call_soon_threadsafe(jobs.put_nowait, job)
 
-    async def _orm_call(self, fn: Any, *args: Any) -> Any:
-        """Run a Django ORM function on the ORM thread (the ORM is synchronous)."""
-        return await self.io.run_in_executor(self._orm, fn, *args)
+    async def _orm_call(self, fn: Any) -> Any:
+        """`fn()` on the ORM thread (Django's ORM is synchronous), again and again while the
+        database cannot be reached, until it succeeds or the owner shuts down."""
+        return await self.io.run_in_executor(self._orm, self._orm_retrying, fn)
+
+    def _orm_retrying(self, fn: Any) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return fn()
+            except (OperationalError, DbInterfaceError) as exc:
+                connection.close()
+                if self._closing:
+                    raise
+                attempt += 1
+                logger.warning("sideband: database unavailable (%s), retry %d", exc, attempt)
+                if attempt > 1:  # a connection found dead is replaced at once
+                    time.sleep(backoff_s(attempt - 2))
 
     # -- writers (coroutines on the I/O loop) ----------------------------------------------------
 
@@ -502,7 +525,11 @@ class SidebandOwner:
                     )
         for conn, _ups, _done, ends in grouped.values():
             for _conn, _u, reason, message, _t in ends:
-                await self._orm_call(_call_end, conn.call_id, reason, message)
+                await self._orm_call(
+                    functools.partial(
+                        services.call_end, call_id=conn.call_id, reason=reason, message=message
+                    )
+                )
 
     async def _turns_write(
         self, writes: list[tuple[Call, list[TurnUpsert]]], db: _WriterDb
@@ -512,12 +539,14 @@ class SidebandOwner:
         if not writes:
             return []
         if db.params is None:
-            return await self._orm_call(_turns_apply_batch, writes)
+            return await self._orm_call(functools.partial(turns_apply_batch, writes=writes))
         batched = await db.run(lambda aconn: batch_run_async(aconn, writes=writes))
         outcomes: list[list[TranscriptTurn] | Fenced | IntegrityError] = []
         for write, outcome in zip(writes, batched, strict=True):
             if outcome is None:
-                (outcome,) = await self._orm_call(_turns_apply_batch, [write])
+                (outcome,) = await self._orm_call(
+                    functools.partial(turns_apply_batch, writes=[write])
+                )
             outcomes.append(outcome)
         return outcomes
 
@@ -683,43 +712,20 @@ class _WriterDb:
                 return await work(self._aconn)
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 await self.close()
-                cap = min(
-                    settings.SIDEBAND_BACKOFF_MAX_S, settings.SIDEBAND_BACKOFF_BASE_S * 2**attempt
-                )
                 attempt += 1
                 logger.warning(
                     "sideband writer: database unavailable (%s), retry %d",
                     type(exc).__name__,
                     attempt,
                 )
-                await asyncio.sleep(random.uniform(cap / 2, cap))  # noqa: S311
+                if attempt > 1:  # a connection found dead is replaced at once
+                    await asyncio.sleep(backoff_s(attempt - 2))
 
     async def close(self) -> None:
         if self._aconn is not None:
             with contextlib.suppress(psycopg.Error):
                 await self._aconn.close()
             self._aconn = None
-
-
-# On the ORM thread: Django's connection, one retry on a dropped one.
-
-
-def _orm_retry(fn: Any) -> Any:
-    try:
-        return fn()
-    except (OperationalError, DbInterfaceError):
-        connection.close()
-        return fn()
-
-
-def _turns_apply_batch(
-    writes: list[tuple[Call, list[TurnUpsert]]],
-) -> list[list[TranscriptTurn] | Fenced | IntegrityError]:
-    return _orm_retry(lambda: turns_apply_batch(writes=writes))
-
-
-def _call_end(call_id: str, reason: str, message: str) -> None:
-    _orm_retry(lambda: services.call_end(call_id=call_id, reason=reason, message=message))
 
 
 _owner: SidebandOwner | None = None

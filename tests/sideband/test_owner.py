@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -80,6 +82,27 @@ def test_text_turn_is_captured(worker: Worker, upstream: EmulatorServer) -> None
     }
 
 
+@contextmanager
+def database_unreachable() -> Iterator[None]:
+    """As a Postgres restart would: every connection to the test database is cut, and none can
+    be made until the block ends (the ALTER runs from the maintenance database: it cannot run
+    on the current one). This test's own connection is cut too, and reopened after."""
+    database = connections["default"].settings_dict["NAME"]
+    params = {**connections["default"].get_connection_params(), "dbname": "postgres"}
+    params.pop("cursor_factory", None)
+    with psycopg.connect(**params, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        try:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                [database],
+            )
+            yield
+        finally:
+            admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+    connections["default"].close()
+
+
 def test_turns_keep_landing_after_the_database_drops_the_workers_connections(
     worker: Worker, upstream: EmulatorServer
 ) -> None:
@@ -88,31 +111,38 @@ def test_turns_keep_landing_after_the_database_drops_the_workers_connections(
     user_text(upstream, call, "before")
     wait_for(turns_settled(session, 2))
 
-    # As a Postgres restart would: every connection to the test database is cut, and none can
-    # be made for a while (the ALTER runs from the maintenance database: not on the current).
-    database = connections["default"].settings_dict["NAME"]
-    params = {**connections["default"].get_connection_params(), "dbname": "postgres"}
-    params.pop("cursor_factory", None)
-    with psycopg.connect(**params, autocommit=True) as admin:
-        admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
-        try:
-            (cut,) = admin.execute(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s",
-                [database],
-            ).fetchone() or (0,)
-            user_text(upstream, call, "after")
-            wait_for(lambda: "retry 2" in worker.log_text(), what="the writer to fail twice")
-        finally:
-            admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
-    connections["default"].close()  # this test's own connection was cut too
+    with database_unreachable():
+        user_text(upstream, call, "after")
+        wait_for(
+            lambda: "writer: database unavailable (OperationalError), retry 2" in worker.log_text(),
+            what="the writer to fail twice",
+        )
 
-    assert cut >= 1
     assert wait_for(turns_settled(session, 4)) == [
         ("user", "before", "completed"),
         ("assistant", reply("before"), "completed"),
         ("user", "after", "completed"),
         ("assistant", reply("after"), "completed"),
     ]
+
+
+def test_a_call_that_ends_while_the_database_is_down_is_ended_when_it_is_back(
+    worker: Worker, upstream: EmulatorServer
+) -> None:
+    session = session_new()
+    call = attached(upstream, call_start(session, synthetic_call(upstream)))
+
+    with database_unreachable():
+        upstream.control("POST", f"/_emulator/calls/{call.call_id}/hangup")
+        wait_for(
+            lambda: (
+                "sideband: database unavailable" in worker.log_text()
+                and ", retry 2" in worker.log_text()
+            ),
+            what="the call end to fail twice",
+        )
+
+    assert ended(call).end_reason == Call.EndReason.HANGUP
 
 
 def test_audio_turn_with_a_late_transcript_keeps_conversation_order(
