@@ -103,6 +103,12 @@ def backoff_s(attempt: int) -> float:
     return random.uniform(cap / 2, cap)  # noqa: S311 - jitter, not a secret
 
 
+def retry_delay_s(attempt: int) -> float:
+    """The wait before the `attempt`-th retry (1 first) of a database call: none for the
+    first, so a connection found dead is replaced at once; then `backoff_s`."""
+    return 0.0 if attempt <= 1 else backoff_s(attempt - 2)
+
+
 def _end_reason(reason: str) -> str:
     """A rejected credential is an expired client secret, unless we authenticate with the
     server's key (then it is our misconfiguration: upstream_error)."""
@@ -454,8 +460,7 @@ class SidebandOwner:
                     raise
                 attempt += 1
                 logger.warning("sideband: database unavailable (%s), retry %d", exc, attempt)
-                if attempt > 1:  # a connection found dead is replaced at once
-                    time.sleep(backoff_s(attempt - 2))
+                time.sleep(retry_delay_s(attempt))
 
     # -- writers (coroutines on the I/O loop) ----------------------------------------------------
 
@@ -718,8 +723,7 @@ class _WriterDb:
                     type(exc).__name__,
                     attempt,
                 )
-                if attempt > 1:  # a connection found dead is replaced at once
-                    await asyncio.sleep(backoff_s(attempt - 2))
+                await asyncio.sleep(retry_delay_s(attempt))
 
     async def close(self) -> None:
         if self._aconn is not None:
