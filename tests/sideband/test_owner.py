@@ -25,6 +25,7 @@ from config.asgi import application
 from sessions_app.models import Call, TranscriptTurn
 from sideband.owner import owner_current, owner_reset
 from sideband.tasks import call_own, calls_reconcile
+from sideband.transcript import connect_params
 from tests.factories import OWNER_CREDENTIAL
 from tests.sideband.helpers import (
     Worker,
@@ -88,9 +89,7 @@ def database_unreachable() -> Iterator[None]:
     be made until the block ends (the ALTER runs from the maintenance database: it cannot run
     on the current one). This test's own connection is cut too, and reopened after."""
     database = connections["default"].settings_dict["NAME"]
-    params = {**connections["default"].get_connection_params(), "dbname": "postgres"}
-    params.pop("cursor_factory", None)
-    with psycopg.connect(**params, autocommit=True) as admin:
+    with psycopg.connect(**{**connect_params(), "dbname": "postgres"}, autocommit=True) as admin:
         admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
         try:
             admin.execute(

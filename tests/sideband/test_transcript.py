@@ -40,10 +40,14 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.django_db
 
 
+def live_call() -> Call:
+    """A session's current, live call (generation 1)."""
+    return cast(Call, CallFactory(session=SessionFactory(current_generation=1), generation=1))
+
+
 @pytest.fixture
 def call() -> Call:
-    session = SessionFactory(current_generation=1)
-    return cast(Call, CallFactory(session=session, generation=1))
+    return live_call()
 
 
 def user(item_id: str, prev: str | None, text: str | None = "hi", **kw: Any) -> TurnUpsert:
@@ -290,10 +294,7 @@ def test_a_batch_costs_a_bounded_number_of_queries(
 def test_a_batch_of_many_calls_costs_the_queries_of_one(
     django_assert_max_num_queries: Any,
 ) -> None:
-    calls = [
-        cast(Call, CallFactory(session=SessionFactory(current_generation=1), generation=1))
-        for _ in range(30)
-    ]
+    calls = [live_call() for _ in range(30)]
     writes: list[tuple[Call, list[Op]]] = [
         (c, [user(f"item_{i}_a", None), user(f"item_{i}_b", f"item_{i}_a", status="in_progress")])
         for i, c in enumerate(calls)
@@ -320,9 +321,9 @@ def test_a_batch_of_many_calls_costs_the_queries_of_one(
 
 
 def test_a_fenced_call_in_a_batch_writes_nothing_and_the_others_do(call: Call) -> None:
-    superseded = cast(Call, CallFactory(session=SessionFactory(current_generation=1), generation=1))
+    superseded = live_call()
     new_generation(superseded.session)
-    ended = cast(Call, CallFactory(session=SessionFactory(current_generation=1), generation=1))
+    ended = live_call()
     Call.objects.filter(pk=ended.pk).update(ended_at=timezone.now(), end_reason="hangup")
 
     outcomes = turns_apply_batch(
@@ -338,7 +339,7 @@ def test_a_fenced_call_in_a_batch_writes_nothing_and_the_others_do(call: Call) -
 
 
 def test_a_refused_call_in_a_batch_does_not_spoil_the_others(call: Call) -> None:
-    other = cast(Call, CallFactory(session=SessionFactory(current_generation=1), generation=1))
+    other = live_call()
 
     # A failed turn must say why (turn_failed_has_reason): the database refuses this record.
     outcomes = turns_apply_batch(
@@ -354,7 +355,7 @@ def test_a_refused_call_in_a_batch_does_not_spoil_the_others(call: Call) -> None
 
 
 def test_a_recovered_item_in_a_batch_is_placed_between_and_the_others_append(call: Call) -> None:
-    other = cast(Call, CallFactory(session=SessionFactory(current_generation=1), generation=1))
+    other = live_call()
     turns_apply(call=call, ops=[user("item_a", None), user("item_d", "item_a")])
 
     outcomes = turns_apply_batch(

@@ -26,14 +26,9 @@ from sideband.transcript import (
     turns_apply,
     turns_apply_batch,
 )
-from tests.factories import CallFactory, SessionFactory
-from tests.sideband.test_transcript import new_generation, positions, user
+from tests.sideband.test_transcript import live_call, new_generation, positions, user
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def live_call() -> Call:
-    return cast(Call, CallFactory(session=SessionFactory(current_generation=1), generation=1))
 
 
 def batch_async(writes: Sequence[tuple[Call, Sequence[Op]]]) -> list[BatchOutcome]:
