@@ -4,12 +4,8 @@ demand, a sine burst loud enough for the emulator's VAD. Imports aiortc: test-si
 
 from __future__ import annotations
 
-import array
 import asyncio
-import fractions
 import json
-import math
-import time
 from typing import Any
 
 import aiohttp
@@ -18,60 +14,36 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame
 
 from .vad import rms_s16
-from .webrtc import include_loopback_candidates
+from .webrtc import (
+    FRAME_SAMPLES,
+    SAMPLE_RATE,
+    SILENCE,
+    PacedAudioTrack,
+    audio_frame,
+    include_loopback_candidates,
+    pcm_frame,
+)
 
-SAMPLE_RATE = 48_000
-FRAME_SAMPLES = 960
-
-
-def _frame_bytes(amplitude: float, hz: float = 440.0) -> bytes:
-    return array.array(
-        "h",
-        (
-            round(amplitude * 32767 * math.sin(2 * math.pi * hz * n / SAMPLE_RATE))
-            for n in range(FRAME_SAMPLES)
-        ),
-    ).tobytes()
-
-
-_SILENCE = bytes(FRAME_SAMPLES * 2)
-_SINE = _frame_bytes(0.5)
+_SINE = pcm_frame(0.5, hz=440.0)
 LOUD_RMS = 1000.0
 
 
-class Microphone(MediaStreamTrack):
+class Microphone(PacedAudioTrack):
     """Real-time paced frames: silence, except while `loud_frames` remain (a sine burst)."""
-
-    kind = "audio"
 
     def __init__(self) -> None:
         super().__init__()
         self.loud_frames = 0
-        self._start: float | None = None
-        self._timestamp = 0
 
     def burst(self, seconds: float) -> None:
         self.loud_frames = round(seconds * SAMPLE_RATE / FRAME_SAMPLES)
 
     async def recv(self) -> AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        else:
-            self._timestamp += FRAME_SAMPLES
-            wait = self._start + self._timestamp / SAMPLE_RATE - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
+        pts = await self.next_frame_pts()
         loud = self.loud_frames > 0
         if loud:
             self.loud_frames -= 1
-        frame = AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
-        frame.planes[0].update(_SINE if loud else _SILENCE)
-        frame.pts = self._timestamp
-        frame.sample_rate = SAMPLE_RATE
-        frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
-        return frame
+        return audio_frame(_SINE if loud else SILENCE, pts)
 
 
 class BrowserPeer:

@@ -29,7 +29,7 @@ SAMPLE_RATE = 48_000
 FRAME_SAMPLES = 960  # 20 ms
 TONE_HZ = 600  # 12 whole periods per frame: frames join without clicks
 TONE_AMPLITUDE = 0.25
-SEMANTIC_VAD_SILENCE_MS = 500
+SEMANTIC_VADSILENCE_MS = 500
 
 
 def include_loopback_candidates() -> None:
@@ -58,28 +58,53 @@ async def drain_closing() -> None:
         await asyncio.gather(*_closing, return_exceptions=True)
 
 
-def _pcm_frame(amplitude: float) -> bytes:
+def pcm_frame(amplitude: float, hz: float = TONE_HZ) -> bytes:
+    """One frame of a sine (16-bit mono PCM)."""
     samples = array.array(
         "h",
         (
-            round(amplitude * 32767 * math.sin(2 * math.pi * TONE_HZ * n / SAMPLE_RATE))
+            round(amplitude * 32767 * math.sin(2 * math.pi * hz * n / SAMPLE_RATE))
             for n in range(FRAME_SAMPLES)
         ),
     )
     return samples.tobytes()
 
 
-_SILENCE = bytes(FRAME_SAMPLES * 2)
-_TONE = _pcm_frame(TONE_AMPLITUDE)
+SILENCE = bytes(FRAME_SAMPLES * 2)
+_TONE = pcm_frame(TONE_AMPLITUDE)
 
 
-def _audio_frame(pcm: bytes, pts: int) -> AudioFrame:
+def audio_frame(pcm: bytes, pts: int) -> AudioFrame:
     frame = AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
     frame.planes[0].update(pcm)
     frame.pts = pts
     frame.sample_rate = SAMPLE_RATE
     frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
     return frame
+
+
+class PacedAudioTrack(MediaStreamTrack):
+    """An audio track handing out one frame per frame of real time (20 ms)."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._start: float | None = None
+        self._timestamp = 0
+
+    async def next_frame_pts(self) -> int:
+        """Wait until the next frame is due; its timestamp, in samples."""
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            self._timestamp += FRAME_SAMPLES
+            wait = self._start + self._timestamp / SAMPLE_RATE - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        return self._timestamp
 
 
 _OPUS: dict[bytes, bytes] = {}
@@ -93,44 +118,32 @@ def _opus_packet(pcm: bytes) -> bytes:
         encoder = OpusEncoder()
         packet = b""
         for index in range(8):
-            payloads, _ = encoder.encode(_audio_frame(pcm, index * FRAME_SAMPLES))
+            payloads, _ = encoder.encode(audio_frame(pcm, index * FRAME_SAMPLES))
             if payloads:
                 packet = payloads[-1]
         _OPUS[pcm] = packet
     return packet
 
 
-class AssistantVoiceTrack(MediaStreamTrack):
+class AssistantVoiceTrack(PacedAudioTrack):
     """The audio the call sends back: a tone while the assistant speaks, else silence.
 
     With Opus negotiated (every browser offers it), the track hands aiortc pre-encoded packets:
     no resampling or encoding per frame, which is most of a call's CPU otherwise.
     """
 
-    kind = "audio"
-
     def __init__(self, call: Call, *, pre_encoded: bool) -> None:
         super().__init__()
         self.call = call
         self.pre_encoded = pre_encoded
-        self._start: float | None = None
-        self._timestamp = 0
 
     async def recv(self) -> AudioFrame | Packet:
-        if self.readyState != "live":
-            raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        else:
-            self._timestamp += FRAME_SAMPLES
-            wait = self._start + self._timestamp / SAMPLE_RATE - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-        pcm = _TONE if self.call.speaking else _SILENCE
+        pts = await self.next_frame_pts()
+        pcm = _TONE if self.call.speaking else SILENCE
         if not self.pre_encoded:
-            return _audio_frame(pcm, self._timestamp)
+            return audio_frame(pcm, pts)
         packet = Packet(_opus_packet(pcm))
-        packet.pts = self._timestamp
+        packet.pts = pts
         packet.time_base = fractions.Fraction(1, SAMPLE_RATE)
         return packet
 
@@ -157,7 +170,7 @@ def _configure_vad(vad: EnergyVad, call: Call) -> None:
         vad.silence_ms = detection["silence_duration_ms"]
         vad.prefix_padding_ms = detection["prefix_padding_ms"]
     else:
-        vad.silence_ms = SEMANTIC_VAD_SILENCE_MS
+        vad.silence_ms = SEMANTIC_VADSILENCE_MS
 
 
 async def _listen(call: Call, track: MediaStreamTrack) -> None:
