@@ -8,6 +8,7 @@ the test process encrypted).
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
@@ -72,3 +73,29 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
         time.sleep(interval)
+
+
+def celery_worker_argv(*, queues: str, concurrency: int, name: str) -> list[str]:
+    """The command line of a real Celery worker process (a thread pool, as the sideband worker
+    runs), named `name`, consuming `queues` (comma-separated)."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "config",
+        "worker",
+        "-Q",
+        queues,
+        "-P",
+        "threads",
+        "-c",
+        str(concurrency),
+        "-n",
+        name,
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "-l",
+        "INFO",
+    ]

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Literal
 
 import pytest
 
-from tests.processes import process_env, wait_for
+from tests.processes import celery_worker_argv, process_env, wait_for
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page, Playwright
@@ -141,27 +141,9 @@ def celery_worker(stack_env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]
     log_path = LOGS / "worker.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "-Q",
-                "sideband,default",
-                "-P",
-                "threads",
-                "-c",
-                "16",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "-n",
-                f"browser-{os.getpid()}@%h",
-                "-l",
-                "INFO",
-            ],
+            celery_worker_argv(
+                queues="sideband,default", concurrency=16, name=f"browser-{os.getpid()}@%h"
+            ),
             cwd=ROOT,
             env=stack_env,
             stdout=log,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,7 +21,7 @@ from django.conf import settings as django_settings
 from sessions_app.models import Call, Session, TranscriptTurn
 from sessions_app.services import call_register
 from tests.factories import ClientSecretFactory, SessionFactory
-from tests.processes import process_env, wait_for
+from tests.processes import celery_worker_argv, process_env, wait_for
 
 if TYPE_CHECKING:
     from realtime_emulator.testing import EmulatorServer
@@ -72,27 +71,11 @@ class Workers:
         log = self.log_dir / f"{name}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "config",
-                    "worker",
-                    "-Q",
-                    f"{django_settings.SIDEBAND_QUEUE},default",
-                    "-P",
-                    "threads",
-                    "-c",
-                    "4",
-                    "-n",
-                    f"{name}@%h",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--without-heartbeat",
-                    "-l",
-                    "INFO",
-                ],
+                celery_worker_argv(
+                    queues=f"{django_settings.SIDEBAND_QUEUE},default",
+                    concurrency=4,
+                    name=f"{name}@%h",
+                ),
                 cwd=ROOT,
                 env=self.env,
                 stdout=out,
