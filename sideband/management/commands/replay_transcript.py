@@ -1,9 +1,11 @@
 """`manage.py replay_transcript PATH.jsonl`: a recorded sideband log through the real capture.
 
-Each line of the file is one Realtime server event. The lines go through exactly the code
-the sideband worker runs (`capture_frame`, then the fenced `turns_apply`) into a new session,
-and the session's turns are printed as a JSON list in conversation order, in the shape of the
-reference corpus's EXPECTED.json.
+Each line of the file is one server event, of the Realtime API or of the Live API (told apart
+by the log's first event that only one of them has; `--api` forces one). The lines go through
+exactly the code the sideband worker runs (`capture_frame` or `live_capture_frame`, then the
+fenced `turns_apply`) into a new session, and the session's turns are printed as a JSON list
+in conversation order, in the shape of the reference corpus's EXPECTED.json (Live turns add
+their `start_ms`/`end_ms` on the session's timeline).
 """
 
 from __future__ import annotations
@@ -17,8 +19,18 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from sessions_app.models import Call, Session, TranscriptTurn
-from sideband.capture import CallEnded, CaptureState, ItemMissing, capture_frame
+from sideband.capture import CallEnded, CaptureState, ItemMissing, Op, capture_frame
+from sideband.capture.handlers import HANDLERS as REALTIME_HANDLERS
+from sideband.live_capture import (
+    LiveCaptureState,
+    live_capture_finish,
+    live_capture_frame,
+)
+from sideband.live_capture.handlers import HANDLERS as LIVE_HANDLERS
 from sideband.transcript import turns_apply
+
+REALTIME = "realtime"
+LIVE = "live"
 
 
 class Command(BaseCommand):
@@ -26,6 +38,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path", type=Path, help="a .jsonl file: one server event per line")
+        parser.add_argument(
+            "--api",
+            choices=["auto", REALTIME, LIVE],
+            default="auto",
+            help="the API the log was recorded from (default: told from its events)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         path: Path = options["path"]
@@ -34,6 +52,7 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"cannot read {path}: {exc.strerror}") from exc
 
+        api = options["api"] if options["api"] != "auto" else log_api(lines)
         session = Session.objects.create(
             owner_hash="replay",
             model=settings.REALTIME_MODELS[0],
@@ -43,6 +62,9 @@ class Command(BaseCommand):
         call = Call.objects.create(
             session=session, generation=1, call_id=f"replay_{secrets.token_hex(12)}"
         )
+        if api == LIVE:
+            self._replay_live(call, lines)
+            return
         state = CaptureState(transcription_expected=session.transcription_enabled)
         missing = 0
         for line in lines:
@@ -66,6 +88,46 @@ class Command(BaseCommand):
             f"{state.malformed_frames} malformed, {missing} missing items, "
             f"unknown: {unknown or 'none'}"
         )
+
+    def _replay_live(self, call: Call, lines: list[str]) -> None:
+        state = LiveCaptureState()
+        for line in lines:
+            if line.strip():
+                self._apply(call, live_capture_frame(state, line))
+        # A log that stops without session.closed closes its open turns, as the SDK's close().
+        self._apply(call, live_capture_finish(state))
+        turns = TranscriptTurn.objects.filter(session=call.session).order_by("position")
+        out = []
+        for turn in turns:
+            start_ms, end_ms = state.spans[turn.item_id]
+            out.append({**turn_json(turn), "start_ms": start_ms, "end_ms": end_ms})
+        self.stdout.write(json.dumps(out, indent=1, ensure_ascii=False))
+        unknown = ", ".join(f"{k}={v}" for k, v in sorted(state.unknown_event_counts.items()))
+        self.stderr.write(
+            f"session {call.session.public_id} (live): {state.events} events, "
+            f"{state.malformed_frames} malformed, closed: {state.closed_reason or 'no'}, "
+            f"unknown: {unknown or 'none'}"
+        )
+
+    def _apply(self, call: Call, ops: list[Op]) -> None:
+        turns_apply(call=call, ops=ops)
+        for op in ops:
+            if isinstance(op, CallEnded):
+                self.stderr.write(f"call ended upstream: {op.reason}")
+
+
+def log_api(lines: list[str]) -> str:
+    """The API a log was recorded from: its first event type that only one API has."""
+    for line in lines:
+        try:
+            event_type = json.loads(line).get("type")
+        except (ValueError, AttributeError):
+            continue
+        if event_type in LIVE_HANDLERS and event_type not in REALTIME_HANDLERS:
+            return LIVE
+        if event_type in REALTIME_HANDLERS and event_type not in LIVE_HANDLERS:
+            return REALTIME
+    return REALTIME
 
 
 def turn_json(turn: TranscriptTurn) -> dict[str, Any]:

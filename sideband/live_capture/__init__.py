@@ -1,0 +1,104 @@
+"""Live server events -> transcript operations. Pure: no I/O, no Django.
+
+The Live counterpart of `sideband.capture` (Realtime), emitting the same operations so the
+same fenced writer, live push and extraction serve both APIs:
+
+- `TurnUpsert`: the full current record of one turn (a grouped segment of one speaker's
+  fragments), `in_progress` while it can grow and `completed` once closed;
+- `TurnDelta`: the text a fragment added, for the live page;
+- `CallEnded`: `session.closed`, with its reason mapped to a Call.EndReason value.
+
+Rules (../shared/live-corpus/README.md shows each in recorded traffic):
+
+- Turn boundaries are the openai SDK's `TranscriptGrouper` policy with its defaults, run on
+  the events' own `start_ms`/`end_ms` (see `grouping`), so a transcript reads here as it does
+  in an app built on the SDK, and replays draw the same turns as the live worker did.
+- Fragments carry their own spaces and are joined as they are (the SDK's texts, verbatim).
+- Overlapping speakers (an interruption; fragments of both in one window) keep both speakers'
+  words; the grouper orders them. Brief overlapping acknowledgments ("mhm") may be dropped as
+  backchannel, as the SDK does.
+- Turn ids come from the session's timeline (`<session id>/<u|a><start_ms>`), so a replay or
+  a reconnect never duplicates a turn; a fragment seen twice (same event id) counts once.
+- One grouping per Live session: a fork's `session.started` (a new id) closes the previous
+  session's turns; a re-attach's `session.started` (same id) continues them.
+- The `input` history of `session.started` is not captured: it is what this server seeded.
+- A recording or a socket that ends without `session.closed` is closed with `capture_finish`.
+- Unknown event types are counted; malformed frames are logged (type and length only, never
+  their content), counted and skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import orjson
+
+from sideband.capture.ops import Op
+from sideband.live_capture.grouping import GroupingError
+from sideband.live_capture.handlers import CLOSE_REASON_ENDS, HANDLERS, apply_segments
+from sideband.live_capture.state import LiveCaptureState
+
+__all__ = [
+    "CLOSE_REASON_ENDS",
+    "LiveCaptureState",
+    "live_capture_event",
+    "live_capture_finish",
+    "live_capture_frame",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def live_capture_frame(state: LiveCaptureState, raw: str | bytes) -> list[Op]:
+    """Parse one WebSocket text frame and capture it; a malformed frame is skipped."""
+    try:
+        event = orjson.loads(raw)
+    except (ValueError, TypeError):
+        try:
+            event = json.loads(raw)
+        except (ValueError, TypeError, RecursionError):
+            return _malformed(state, raw, "not JSON")
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        return _malformed(state, raw, "not an event object")
+    return live_capture_event(state, event)
+
+
+def live_capture_event(state: LiveCaptureState, event: dict[str, Any]) -> list[Op]:
+    """Fold one Live server event into `state`; return the operations it implies."""
+    event_type = event.get("type")
+    if not isinstance(event_type, str):
+        return _malformed(state, event, "no type")
+    state.events += 1
+    handler = HANDLERS.get(event_type)
+    if handler is None:
+        counts = state.unknown_event_counts
+        counts[event_type] = counts.get(event_type, 0) + 1
+        return []
+    ops: list[Op] = []
+    try:
+        handler(state, event, ops)
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError, GroupingError):
+        # A field of the wrong shape (or a fragment without an id or interval): skip the
+        # event, keep the call. The grouper validates before it changes any state.
+        return _malformed(state, event, event_type)
+    return ops
+
+
+def live_capture_finish(state: LiveCaptureState) -> list[Op]:
+    """The events ended without `session.closed`: close the open turns (completed)."""
+    if state.grouping is None:
+        return []
+    ops: list[Op] = []
+    apply_segments(state, state.grouping.close(by_server=False), ops)
+    return ops
+
+
+def _malformed(state: LiveCaptureState, raw: object, why: str) -> list[Op]:
+    state.malformed_frames += 1
+    size = len(raw) if isinstance(raw, str | bytes | dict) else 0
+    logger.warning(
+        "Skipped a malformed Live sideband frame (%s; %s, size %d)", why, type(raw).__name__, size
+    )
+    return []
