@@ -62,7 +62,8 @@ class BrowserPeer:
         self._opened = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def connect(self, api_base: str, client_secret: str) -> aiohttp.ClientResponse:
+    async def offer(self) -> str:
+        """The microphone and the `oai-events` channel set up: the SDP offer to send."""
         self.pc.addTrack(self.mic)
         self.channel = self.pc.createDataChannel("oai-events")
 
@@ -84,10 +85,20 @@ class BrowserPeer:
 
         offer = await self.pc.createOffer()
         await self.pc.setLocalDescription(offer)
+        return str(self.pc.localDescription.sdp)
+
+    async def accept(self, answer_sdp: str) -> None:
+        """Apply the answer and wait for the data channel to open."""
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+        await asyncio.wait_for(self._opened.wait(), timeout=15)
+
+    async def connect(self, api_base: str, client_secret: str) -> aiohttp.ClientResponse:
+        """A Realtime call: the offer to `/realtime/calls` with an ephemeral key."""
+        sdp = await self.offer()
         async with aiohttp.ClientSession() as http:
             response = await http.post(
                 f"{api_base}/realtime/calls",
-                data=self.pc.localDescription.sdp,
+                data=sdp,
                 headers={
                     "Authorization": f"Bearer {client_secret}",
                     "Content-Type": "application/sdp",
@@ -96,8 +107,7 @@ class BrowserPeer:
             answer = await response.text()
         if response.status == 201:
             self.call_id = response.headers["Location"].rsplit("/", 1)[-1]
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-            await asyncio.wait_for(self._opened.wait(), timeout=15)
+            await self.accept(answer)
         return response
 
     async def _drain(self, track: MediaStreamTrack) -> None:

@@ -16,13 +16,15 @@ TRANSCRIPTION_MODES: tuple[TranscriptionMode, ...] = ("completed", "failed")
 class Settings:
     """Knobs every call reads when it needs them (pace and transcription at each turn).
 
-    `max_session_s` is read when a call starts: it fixes that call's deadline.
+    `max_session_s` is read when a call starts: it fixes that call's deadline;
+    `live_max_session_s` does the same for a Live session (120 minutes in OpenAI's recordings).
     """
 
     pace_s: float = 0.03
     transcription_delay_s: float = 0.1
     max_session_s: float = 3600.0
     transcription: TranscriptionMode = "completed"
+    live_max_session_s: float = 7200.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -30,6 +32,7 @@ class Settings:
             "transcription_delay_s": self.transcription_delay_s,
             "max_session_s": self.max_session_s,
             "transcription": self.transcription,
+            "live_max_session_s": self.live_max_session_s,
         }
 
     def copy(self) -> Settings:
@@ -43,10 +46,10 @@ class Settings:
         """Apply a `/_emulator/settings` body; all-or-nothing on a bad value."""
         staged = self.copy()
         for key, value in body.items():
-            if key in ("pace_s", "transcription_delay_s", "max_session_s"):
+            if key in ("pace_s", "transcription_delay_s", "max_session_s", "live_max_session_s"):
                 if isinstance(value, bool) or not isinstance(value, int | float):
                     raise invalid_type(key, "a number", value)
-                if value < 0 or (key == "max_session_s" and value <= 0):
+                if value < 0 or (key.endswith("max_session_s") and value <= 0):
                     raise invalid_value(key, value)
                 setattr(staged, key, float(value))
             elif key == "transcription":

@@ -20,6 +20,12 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{raw.translate(_TO_BASE62).decode()}"
 
 
+def new_live_session_id() -> str:
+    """`live_u1_` and 32 base62 characters, the shape of the recorded Live session ids."""
+    raw = _RANDOM.getrandbits(8 * 32).to_bytes(32, "little")
+    return f"live_u1_{raw.translate(_TO_BASE62).decode()}"
+
+
 def new_call_id() -> str:
     return f"rtc_{secrets.token_hex(16)}"
 

@@ -12,6 +12,8 @@ from . import control, http_api
 from .config import ServerConfig
 from .errors import ApiError
 from .ids import new_hex_id
+from .live_api import add_live_routes
+from .live_control import add_live_control_routes
 from .state import Registry
 from .webrtc import drain_closing, include_loopback_candidates
 
@@ -64,7 +66,9 @@ def build_app(config: ServerConfig) -> web.Application:
     app = web.Application(middlewares=[cors_and_errors], client_max_size=16 * 1024 * 1024)
     app[http_api.REGISTRY] = Registry(config)
     http_api.add_routes(app)
+    add_live_routes(app)
     control.add_routes(app)
+    add_live_control_routes(app)
 
     async def lag_probe(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.get_running_loop().create_task(app[http_api.REGISTRY].loop_lag.run())
@@ -77,6 +81,8 @@ def build_app(config: ServerConfig) -> web.Application:
     async def on_shutdown(app: web.Application) -> None:
         for call in list(app[http_api.REGISTRY].calls.values()):
             call.end("server_shutdown", code=1001)
+        for session in list(app[http_api.REGISTRY].live_sessions.values()):
+            session.close("connection_lost")
         await drain_closing()
 
     app.on_shutdown.append(on_shutdown)

@@ -13,10 +13,16 @@ from .config import ServerConfig
 from .engine import Call
 from .errors import ApiError
 from .ids import new_call_id, new_client_secret, new_id
+from .live_session import LiveSession
 from .session import default_session
 
-FaultEndpoint = Literal["client_secrets", "responses", "calls"]
-FAULT_ENDPOINTS: tuple[FaultEndpoint, ...] = ("client_secrets", "responses", "calls")
+FaultEndpoint = Literal["client_secrets", "responses", "calls", "live_sessions"]
+FAULT_ENDPOINTS: tuple[FaultEndpoint, ...] = (
+    "client_secrets",
+    "responses",
+    "calls",
+    "live_sessions",  # POST /v1/live/sessions and its fork
+)
 FAULT_STATUSES = (429, 500, 502, 503)
 MAX_ENDED_CALLS = 10_000
 PRUNE_EVERY = 1000
@@ -104,6 +110,8 @@ class Registry:
         self.settings = config.defaults.copy()
         self.secrets: dict[str, ClientSecret] = {}
         self.calls: dict[str, Call] = {}
+        # Live sessions by id; ended ones stay (a stored session can still be forked).
+        self.live_sessions: dict[str, LiveSession] = {}
         self.faults: dict[str, Fault] = {}
         self.scripts: dict[str, Any] = {}  # call id -> synthetic.Script not yet started
         self.loop_lag = LoopLag()
@@ -126,6 +134,8 @@ class Registry:
         self.settings.restore(self.config.defaults)
         for call in self.calls.values():
             call.sidebands_blocked = False
+        for session in self.live_sessions.values():
+            session.sidebands_blocked = False
 
     # -- secrets and calls ---------------------------------------------------------------------
 
@@ -145,6 +155,9 @@ class Registry:
         for call_id in ended[: max(0, len(ended) - MAX_ENDED_CALLS)]:
             del self.calls[call_id]
             self.scripts.pop(call_id, None)
+        ended = [i for i, s in self.live_sessions.items() if s.status == "ended"]
+        for session_id in ended[: max(0, len(ended) - MAX_ENDED_CALLS)]:
+            del self.live_sessions[session_id]
 
     def create_secret(self, session: dict[str, Any], ttl_s: float) -> ClientSecret:
         self._prune()
@@ -156,6 +169,10 @@ class Registry:
     def new_session(self) -> dict[str, Any]:
         expires_at = int(time.time() + self.settings.max_session_s)
         return default_session(session_id=new_id("sess"), expires_at=expires_at)
+
+    def prune(self) -> None:
+        """Count one creation; every PRUNE_EVERY, forget what is long over (see `_prune`)."""
+        self._prune()
 
     def create_call(
         self, session: dict[str, Any], *, secret: str | None, kind: Literal["webrtc", "synthetic"]

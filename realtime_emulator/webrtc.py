@@ -10,7 +10,8 @@ import fractions
 import logging
 import math
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import aioice.ice
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
@@ -125,6 +126,13 @@ def _opus_packet(pcm: bytes) -> bytes:
     return packet
 
 
+class Speaker(Protocol):
+    """What the voice track asks of a call (Realtime) or a Live session."""
+
+    @property
+    def speaking(self) -> bool: ...
+
+
 class AssistantVoiceTrack(PacedAudioTrack):
     """The audio the call sends back: a tone while the assistant speaks, else silence.
 
@@ -132,7 +140,7 @@ class AssistantVoiceTrack(PacedAudioTrack):
     no resampling or encoding per frame, which is most of a call's CPU otherwise.
     """
 
-    def __init__(self, call: Call, *, pre_encoded: bool) -> None:
+    def __init__(self, call: Speaker, *, pre_encoded: bool) -> None:
         super().__init__()
         self.call = call
         self.pre_encoded = pre_encoded
@@ -197,16 +205,69 @@ async def _listen(call: Call, track: MediaStreamTrack) -> None:
             turn = None
 
 
-async def answer_offer(call: Call, offer_sdp: str) -> str:
-    """Negotiate the browser's offer; the call lives until hangup, expiry or disconnect."""
+async def negotiate(
+    offer_sdp: str,
+    *,
+    speaker: Speaker,
+    on_channel: Callable[[Any], None],
+    on_audio: Callable[[MediaStreamTrack], object],
+    on_state: Callable[[str], None],
+) -> tuple[str, Callable[[], None]]:
+    """Answer a browser's offer with the assistant's voice track: (answer SDP, close).
+
+    `on_channel` gets the `oai-events` data channel, `on_audio` the caller's audio track,
+    `on_state` the connection's state on each change; `close` stops the track and closes the
+    peer connection in the background (drained at shutdown).
+    """
     pc = RTCPeerConnection()
     opus = "opus/48000" in offer_sdp.lower()
-    voice = AssistantVoiceTrack(call, pre_encoded=opus)
+    voice = AssistantVoiceTrack(speaker, pre_encoded=opus)
 
     @pc.on("datachannel")
     def on_datachannel(channel: Any) -> None:
-        if channel.label != EVENTS_CHANNEL:
-            return
+        if channel.label == EVENTS_CHANNEL:
+            on_channel(channel)
+
+    @pc.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        if track.kind == "audio":
+            on_audio(track)
+
+    @pc.on("connectionstatechange")
+    async def on_connection_state() -> None:
+        on_state(pc.connectionState)
+
+    def close() -> None:
+        voice.stop()
+        task = asyncio.get_running_loop().create_task(pc.close())
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+    try:
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        sender = pc.addTrack(voice)
+        if opus:
+            # Pre-encoded packets need Opus to be the codec the answer picks.
+            preferred = [
+                c
+                for c in RTCRtpSender.getCapabilities("audio").codecs
+                if c.mimeType == "audio/opus"
+            ]
+            for transceiver in pc.getTransceivers():
+                if transceiver.sender is sender:
+                    transceiver.setCodecPreferences(preferred)
+        answer = await pc.createAnswer()
+        await pc.setLocalDescription(answer)
+    except Exception:
+        close()
+        raise
+    return str(pc.localDescription.sdp), close
+
+
+async def answer_offer(call: Call, offer_sdp: str) -> str:
+    """Negotiate the browser's offer; the call lives until hangup, expiry or disconnect."""
+
+    def on_channel(channel: Any) -> None:
         subscriber = DataChannelSubscriber(channel)
         # A WebRTC client's first event is session.created.
         call.send_to(subscriber, "session.created", session=call.session)
@@ -220,33 +281,16 @@ async def answer_offer(call: Call, offer_sdp: str) -> str:
         def on_close() -> None:
             call.unsubscribe(subscriber)
 
-    @pc.on("track")
-    def on_track(track: MediaStreamTrack) -> None:
-        if track.kind == "audio":
-            call.spawn(_listen(call, track))
-
-    @pc.on("connectionstatechange")
-    async def on_state() -> None:
-        if pc.connectionState in ("failed", "closed"):
+    def on_state(state: str) -> None:
+        if state in ("failed", "closed"):
             call.end("webrtc_disconnected")
 
-    def close() -> None:
-        voice.stop()
-        task = asyncio.get_running_loop().create_task(pc.close())
-        _closing.add(task)
-        task.add_done_callback(_closing.discard)
-
+    answer, close = await negotiate(
+        offer_sdp,
+        speaker=call,
+        on_channel=on_channel,
+        on_audio=lambda track: call.spawn(_listen(call, track)),
+        on_state=on_state,
+    )
     call.on_end.append(close)
-    await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-    sender = pc.addTrack(voice)
-    if opus:
-        # Pre-encoded packets need Opus to be the codec the answer picks.
-        preferred = [
-            c for c in RTCRtpSender.getCapabilities("audio").codecs if c.mimeType == "audio/opus"
-        ]
-        for transceiver in pc.getTransceivers():
-            if transceiver.sender is sender:
-                transceiver.setCodecPreferences(preferred)
-    answer = await pc.createAnswer()
-    await pc.setLocalDescription(answer)
-    return str(pc.localDescription.sdp)
+    return answer
