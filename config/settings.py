@@ -15,7 +15,7 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_float, env_int, env_list, env_str
+from config.env import env_bool, env_choice, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -156,6 +156,19 @@ CLIENT_SECRET_TTL_S = env_int("CLIENT_SECRET_TTL_S", 600, minimum=10)
 PAGE_RENEW_MARGIN_S = env_int("PAGE_RENEW_MARGIN_S", 0, minimum=0)
 # Realtime sessions end at 60 minutes upstream.
 REALTIME_SESSION_MAX_S = env_int("REALTIME_SESSION_MAX_S", 3600, minimum=1)
+
+# --- Which voice API: Realtime (client secrets, browser calls OpenAI) or Live (GPT-Live: the
+# browser's SDP offer goes through this server). The default of a new session; a request may
+# choose the other (docs/voice-apis.md).
+VOICE_APIS = ("realtime", "live")
+VOICE_API = env_choice("VOICE_API", "realtime", VOICE_APIS)
+LIVE_MODELS = env_list("LIVE_MODELS", ["gpt-live-1", "gpt-live-1.1"])
+LIVE_VOICES = env_list("LIVE_VOICES", ["marin", "cedar"])
+# Live sessions end 120 minutes after creation upstream.
+LIVE_SESSION_MAX_S = env_int("LIVE_SESSION_MAX_S", 7200, minimum=1)
+# A renewed Live session's `input`: the newest turns within these (OpenAI's) limits.
+LIVE_INPUT_MAX_MESSAGES = env_int("LIVE_INPUT_MAX_MESSAGES", 128, minimum=0)
+LIVE_INPUT_MAX_TOKENS = env_int("LIVE_INPUT_MAX_TOKENS", 8192, minimum=0)
 
 # --- Secrets at rest ----------------------------------------------------------------------
 # Comma-separated Fernet keys; the first encrypts, all decrypt, so keys rotate by prepending.

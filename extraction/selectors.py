@@ -110,3 +110,43 @@ def run_wait(*, run: ExtractionRun, timeout_s: float, poll_s: float = 0.05) -> E
         if current.status != ExtractionRun.Status.PENDING or time.monotonic() >= deadline:
             return current
         time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
+
+
+# A conservative token estimate for Live's `input` limit: about 3 characters a token (English
+# averages 4) plus a few tokens of message framing, so a history that fits here fits upstream.
+LIVE_CHARS_PER_TOKEN = 3
+LIVE_TOKENS_PER_MESSAGE = 4
+
+
+def live_input_tokens(text: str) -> int:
+    return -(-len(text) // LIVE_CHARS_PER_TOKEN) + LIVE_TOKENS_PER_MESSAGE
+
+
+def live_history(*, session: Session, max_messages: int, max_tokens: int) -> list[tuple[str, str]]:
+    """The newest user and assistant turns of `session` that fit Live's `input` limits, oldest
+    first, as (role, text): what a renewed Live session starts with.
+
+    A Live turn's text is stored as it grows, so a turn still `in_progress` (its call was
+    superseded before the segment closed) counts too; failed and empty turns do not. Whole
+    turns only: the newest turn that does not fit ends the history.
+    """
+    history: list[tuple[str, str]] = []
+    budget = max_tokens
+    rows = (
+        TranscriptTurn.objects.filter(session=session, role__in=CONVERSATION_ROLES)
+        .exclude(status=TranscriptTurn.Status.FAILED)
+        .exclude(Q(text__isnull=True) | Q(text=""))
+        .order_by("-position")
+        .values_list("role", "text")
+    )
+    for role, raw in rows.iterator(chunk_size=64):
+        text = (raw or "").strip()
+        if len(history) >= max_messages:
+            break
+        cost = live_input_tokens(text)
+        if cost > budget:
+            break
+        budget -= cost
+        history.append((role, text))
+    history.reverse()
+    return history

@@ -20,10 +20,13 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from sessions_app import auth, ratelimit, selectors, services, upstream
 from sessions_app.models import Session
+from sessions_app.voice import OfferMismatch
 
 # OpenAI call ids: `rtc_` then letters, digits and underscores (e.g. `rtc_u1_9c6574da...`).
 CALL_ID_RE = re.compile(r"^rtc_[A-Za-z0-9][A-Za-z0-9_]*$")
 CALL_ID_MAX = 64
+# A browser's SDP offer (Live): a few KB; the request body cap bounds it anyway.
+SDP_MAX = 12_000
 
 
 # --- Strict input fields: JSON types are not coerced (5 is not "5", "true" is not true) ----
@@ -84,6 +87,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             code="open_sessions_limit",
             status_code=status.HTTP_429_TOO_MANY_REQUESTS,
         )
+    if isinstance(exc, OfferMismatch):
+        return Response({"sdp": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, services.SessionClosed):
         return _error("The session is closed.", code="session_closed", status_code=409)
     if isinstance(exc, services.CallConflict):
@@ -138,6 +143,35 @@ def _no_store(response: Response) -> Response:
 # --- Views --------------------------------------------------------------------------------
 
 
+class SdpField(StrictCharField):
+    default_error_messages = {"malformed": "Must be an SDP offer (v=0 ... m=...)."}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=SDP_MAX, trim_whitespace=False, **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if not value.startswith("v=0") or "\nm=" not in value:
+            self.fail("malformed")
+        return value
+
+
+def _api_models(api: str) -> tuple[list[str], list[str]]:
+    if api == Session.Api.LIVE:
+        return settings.LIVE_MODELS, settings.LIVE_VOICES
+    return settings.REALTIME_MODELS, settings.REALTIME_VOICES
+
+
+def _offer_check(api: str, sdp: str | None) -> None:
+    """Live needs the browser's offer; Realtime takes none (the browser calls OpenAI)."""
+    if api == Session.Api.LIVE and sdp is None:
+        raise exceptions.ValidationError({"sdp": ["Required for a Live session."]})
+    if api == Session.Api.REALTIME and sdp is not None:
+        raise exceptions.ValidationError(
+            {"sdp": ["Only for a Live session: a Realtime page sends its offer to OpenAI."]}
+        )
+
+
 class SessionCreateView(ClientAPIView):
     class InputSerializer(serializers.Serializer):
         class Meta:
@@ -148,29 +182,33 @@ class SessionCreateView(ClientAPIView):
         enableTranscription = StrictBooleanField(required=False, default=True)
         reset = StrictBooleanField(required=False, default=False)
         carryProfile = StrictBooleanField(required=False, default=False)
+        # The voice API (default: settings.VOICE_API) and, for Live, the browser's SDP offer.
+        api = serializers.ChoiceField(choices=Session.Api.values, required=False)
+        sdp = SdpField(required=False)
 
-        def validate_model(self, value: str) -> str:
-            if value not in settings.REALTIME_MODELS:
-                raise serializers.ValidationError(
-                    f"Unknown model; one of: {', '.join(settings.REALTIME_MODELS)}."
-                )
-            return value
-
-        def validate_voice(self, value: str) -> str:
-            if value not in settings.REALTIME_VOICES:
-                raise serializers.ValidationError(
-                    f"Unknown voice; one of: {', '.join(settings.REALTIME_VOICES)}."
-                )
-            return value
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            api = attrs.setdefault("api", settings.VOICE_API)
+            models, voices = _api_models(api)
+            errors: dict[str, list[str]] = {}
+            if attrs["model"] not in models:
+                errors["model"] = [f"Unknown model; one of: {', '.join(models)}."]
+            if attrs["voice"] not in voices:
+                errors["voice"] = [f"Unknown voice; one of: {', '.join(voices)}."]
+            if errors:
+                raise serializers.ValidationError(errors)
+            _offer_check(api, attrs.get("sdp"))
+            return attrs
 
     class OutputSerializer(serializers.Serializer):
         class Meta:
             ref_name = "SessionCreateOutput"
 
         sessionId = serializers.UUIDField()
-        clientSecret = serializers.CharField()
+        clientSecret = serializers.CharField(allow_null=True)
         expiresAt = serializers.DateTimeField()
         callId = serializers.CharField(allow_null=True)
+        api = serializers.ChoiceField(choices=Session.Api.values, required=False)
+        sdp = serializers.CharField(required=False)
 
     @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
     def post(self, request: Request) -> Response:
@@ -195,16 +233,20 @@ class SessionCreateView(ClientAPIView):
             transcription=data["enableTranscription"],
             reset=data["reset"],
             carry_profile=data["carryProfile"],
+            api=data["api"],
+            offer_sdp=data.get("sdp"),
         )
-        response = Response(
-            {
-                "sessionId": str(created.session.public_id),
-                "clientSecret": created.secret_value,
-                "expiresAt": selectors.iso(created.secret.expires_at),
-                "callId": None,
-            },
-            status=status.HTTP_201_CREATED,
-        )
+        body: dict[str, Any] = {
+            "sessionId": str(created.session.public_id),
+            "clientSecret": created.secret_value,
+            "expiresAt": selectors.iso(created.expires_at),
+            "callId": created.call.call_id if created.call is not None else None,
+        }
+        if created.session.api == Session.Api.LIVE:
+            # Live: the call is the upstream session, already registered; the page applies
+            # the SDP answer. Realtime answers keep the seed's shape exactly.
+            body.update(api=created.session.api, sdp=created.answer_sdp)
+        response = Response(body, status=status.HTTP_201_CREATED)
         if new_credential is not None:
             auth.client_cookie_set(response, credential=new_credential)
         return _no_store(response)
@@ -254,37 +296,41 @@ class SessionRenewView(ClientAPIView):
             ref_name = "SessionRenewInput"
 
         sessionId = SessionIdField()
+        # A Live session's renewal is a new upstream session: the page's new SDP offer.
+        sdp = SdpField(required=False)
 
     class OutputSerializer(serializers.Serializer):
         class Meta:
             ref_name = "SessionRenewOutput"
 
-        clientSecret = serializers.CharField()
+        clientSecret = serializers.CharField(allow_null=True)
         expiresAt = serializers.DateTimeField()
         instructions = serializers.CharField()
         callId = serializers.CharField(allow_null=True)
+        sdp = serializers.CharField(required=False)
 
     @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=self.body(request))
         serializer.is_valid(raise_exception=True)
         session = auth.owned_session_or_404(request, serializer.validated_data["sessionId"])
+        offer = serializer.validated_data.get("sdp")
+        _offer_check(session.api, offer)
         ratelimit.rate_limit_hit(
             scope="renew",
             key=auth.client_rate_key(request),
             limit=settings.RATE_LIMIT_RENEW_PER_MINUTE,
         )
-        renewed = services.session_renew(session=session)
-        return _no_store(
-            Response(
-                {
-                    "clientSecret": renewed.secret_value,
-                    "expiresAt": selectors.iso(renewed.secret.expires_at),
-                    "instructions": renewed.instructions,
-                    "callId": renewed.call.call_id if renewed.call is not None else None,
-                }
-            )
-        )
+        renewed = services.session_renew(session=session, offer_sdp=offer)
+        body: dict[str, Any] = {
+            "clientSecret": renewed.secret_value,
+            "expiresAt": selectors.iso(renewed.expires_at),
+            "instructions": renewed.instructions,
+            "callId": renewed.call.call_id if renewed.call is not None else None,
+        }
+        if renewed.answer_sdp is not None:
+            body["sdp"] = renewed.answer_sdp  # Live: the new session's answer, call registered
+        return _no_store(Response(body))
 
 
 def _session_from_path(request: Request, session_id: str) -> Session:

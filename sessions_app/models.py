@@ -25,7 +25,14 @@ class Session(models.Model):
         ACTIVE = "active", "Active"
         CLOSED = "closed", "Closed"
 
+    class Api(models.TextChoices):
+        """OpenAI's voice API the session runs on: its calls, sideband and wire protocol."""
+
+        REALTIME = "realtime", "Realtime"
+        LIVE = "live", "Live (GPT-Live)"
+
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    api = models.CharField(max_length=16, choices=Api.choices, default=Api.REALTIME)
     model = models.CharField(max_length=64)
     voice = models.CharField(max_length=32)
     transcription_enabled = models.BooleanField(default=True)
@@ -55,6 +62,9 @@ class Session(models.Model):
             models.CheckConstraint(
                 name="session_status_valid",
                 condition=Q(status__in=["active", "closed"]),
+            ),
+            models.CheckConstraint(
+                name="session_api_valid", condition=Q(api__in=["realtime", "live"])
             ),
             models.CheckConstraint(
                 name="session_closed_at_iff_closed",
@@ -111,7 +121,8 @@ class ClientSecret(models.Model):
 
 
 class Call(models.Model):
-    """A WebRTC call upstream (`rtc_...`), registered by the page after the SDP exchange."""
+    """A WebRTC call upstream: a Realtime call (`rtc_...`) the page registers after its SDP
+    exchange, or a Live session (`live_...`) this server created with the page's offer."""
 
     class EndReason(models.TextChoices):
         SUPERSEDED = "superseded", "Superseded by a newer call"

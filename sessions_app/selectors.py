@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.conf import settings
 from django.db.models import QuerySet
 
 from sessions_app.models import Call, ClientSecret, Session, TranscriptTurn
@@ -88,10 +89,14 @@ def call_json(call: Call) -> dict[str, Any]:
 
 
 def session_json(*, session: Session) -> dict[str, Any]:
-    """GET /session/{id}: state, calls (oldest first) and the newest secret's expiry."""
+    """GET /session/{id}: state, calls (oldest first) and when the browser's access ends: the
+    newest secret's expiry (Realtime) or the current Live session's (120 minutes upstream)."""
     secret = secret_newest(session=session)
     calls = list(Call.objects.filter(session=session).order_by("generation"))
     current = next((c for c in calls if c.generation == session.current_generation), None)
+    expires_at = secret.expires_at if secret is not None else None
+    if session.api == Session.Api.LIVE and current is not None:
+        expires_at = current.registered_at + dt.timedelta(seconds=settings.LIVE_SESSION_MAX_S)
     replaced_by = Session.objects.filter(replaces=session).values_list("public_id", flat=True)
     replaced_by_id = replaced_by.first()
     replaces_id = (
@@ -99,7 +104,7 @@ def session_json(*, session: Session) -> dict[str, Any]:
         if session.replaces_id is not None
         else None
     )
-    return {
+    state: dict[str, Any] = {
         "sessionId": str(session.public_id),
         "status": session.status,
         "model": session.model,
@@ -112,10 +117,13 @@ def session_json(*, session: Session) -> dict[str, Any]:
         "replacedBy": str(replaced_by_id) if replaced_by_id is not None else None,
         "generation": session.current_generation,
         "callId": current.call_id if current is not None else None,
-        "expiresAt": iso(secret.expires_at if secret is not None else None),
+        "expiresAt": iso(expires_at),
         "calls": [call_json(call) for call in calls],
         "turnCount": TranscriptTurn.objects.filter(session=session).count(),
     }
+    if session.api == Session.Api.LIVE:
+        state["api"] = session.api  # Realtime sessions keep the seed's shape exactly
+    return state
 
 
 def session_open_count(*, owner_hash: str) -> int:

@@ -8,8 +8,10 @@ conditional generation bump (call registration) and the unique call id.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -17,10 +19,12 @@ from django.db.models import F
 from django.utils import timezone
 
 from extraction.instructions import profile_carry_instructions, session_instructions
+from extraction.selectors import live_history
 from extraction.services import profile_carry
-from sessions_app import selectors, upstream
+from sessions_app import selectors, upstream, upstream_live
 from sessions_app.crypto import secret_encrypt, sha256_hex
-from sessions_app.models import Call, ClientSecret, Session
+from sessions_app.models import Call, ClientSecret, Session, TranscriptTurn
+from sessions_app.voice import Started, voice_start
 
 logger = logging.getLogger(__name__)
 
@@ -40,18 +44,24 @@ class OpenSessionsLimit(Exception):
 @dataclass(frozen=True)
 class Created:
     session: Session
-    secret: ClientSecret
-    # The plaintext secret, for the response only; the database holds it encrypted.
-    secret_value: str
+    # Realtime: the secret row and the plaintext secret, for the response only (the database
+    # holds it encrypted). Live: None; the call is registered and `answer_sdp` is for the page.
+    secret: ClientSecret | None
+    secret_value: str | None
+    expires_at: dt.datetime
+    call: Call | None = None
+    answer_sdp: str | None = None
 
 
 @dataclass(frozen=True)
 class Renewed:
     session: Session
-    secret: ClientSecret
-    secret_value: str
+    secret: ClientSecret | None
+    secret_value: str | None
     instructions: str
     call: Call | None
+    expires_at: dt.datetime
+    answer_sdp: str | None = None
 
 
 def _client_lock(owner_hash: str) -> None:
@@ -87,13 +97,17 @@ def session_create(
     transcription: bool,
     reset: bool = False,
     carry_profile: bool = False,
+    api: str = Session.Api.REALTIME,
+    offer_sdp: str | None = None,
 ) -> Created:
-    """Mint a client secret and record a new session owned by `owner_hash`.
+    """Start a session upstream on `api` and record it, owned by `owner_hash`.
 
+    Realtime mints a client secret; Live creates the upstream session with the browser's
+    `offer_sdp`, and its call (generation 1) is registered here and dispatched on commit.
     `reset` is the seed's Refresh: the caller's newest open session is closed (its transcript
     kept, never reused) and the new session `replaces` it, so refresh never hits the cap.
     `carry_profile` (with reset) starts the new session from the closed one's latest profile.
-    Raises OpenSessionsLimit, upstream.UpstreamError.
+    Raises OpenSessionsLimit, sessions_app.voice.OfferMismatch, upstream.UpstreamError.
     """
     previous = selectors.session_newest_open(owner_hash=owner_hash) if reset else None
     if previous is None and selectors.session_open_count(owner_hash=owner_hash) >= (
@@ -105,14 +119,17 @@ def session_create(
         instructions = profile_carry_instructions(from_session=previous)
     else:
         instructions = settings.REALTIME_BASE_INSTRUCTIONS
-    minted = upstream.client_secret_mint(
+    started = voice_start(
+        api=api,
         model=model,
         voice=voice,
         transcription=transcription,
         instructions=instructions,
+        history=[],
+        offer_sdp=offer_sdp,
         ttl_seconds=settings.CLIENT_SECRET_TTL_S,
     )
-    with transaction.atomic():
+    with _hangup_if_unrecorded(started), transaction.atomic():
         _client_lock(owner_hash)
         replaced: Session | None = None
         if previous is not None:
@@ -123,22 +140,63 @@ def session_create(
             raise OpenSessionsLimit
         session = Session.objects.create(
             owner_hash=owner_hash,
+            api=api,
             model=model,
             voice=voice,
-            transcription_enabled=transcription,
+            transcription_enabled=transcription or api == Session.Api.LIVE,
             replaces=replaced,
         )
-        secret = _secret_row(
-            session=session, kind=ClientSecret.Kind.CREATE, minted=minted, instructions=instructions
-        )
+        secret = _started_secret(session=session, started=started, instructions=instructions)
+        call = _started_call(session=session, started=started)
         if carry_profile and replaced is not None:
             profile_carry(from_session=replaced, to_session=session)
     logger.info(
-        "session created session=%s replaces=%s",
+        "session created session=%s api=%s replaces=%s",
         session.public_id,
+        api,
         replaced.public_id if replaced is not None else "-",
     )
-    return Created(session=session, secret=secret, secret_value=minted.value)
+    return Created(
+        session=session,
+        secret=secret,
+        secret_value=started.secret.value if started.secret is not None else None,
+        expires_at=started.expires_at,
+        call=call,
+        answer_sdp=started.answer_sdp,
+    )
+
+
+class _hangup_if_unrecorded:
+    """A Live session created upstream whose recording then failed (the cap, a closed
+    session) is hung up, so nothing runs upstream that no row points at. Best effort."""
+
+    def __init__(self, started: Started) -> None:
+        self.started = started
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is not None and self.started.call_id is not None:
+            upstream_live.live_session_hangup_quietly(self.started.call_id)
+
+
+def _started_secret(
+    *, session: Session, started: Started, instructions: str, kind: str = "create"
+) -> ClientSecret | None:
+    if started.secret is None:
+        return None
+    return _secret_row(session=session, kind=kind, minted=started.secret, instructions=instructions)
+
+
+def _started_call(*, session: Session, started: Started) -> Call | None:
+    """Live: the upstream session is the session's newest call, registered now."""
+    if started.call_id is None:
+        return None
+    call = _call_add(session=session, call_id=started.call_id)
+    if call is None:
+        raise SessionClosed
+    return call
 
 
 def _session_close_locked(*, session: Session, reason: str) -> Session | None:
@@ -180,37 +238,63 @@ def call_register(*, session: Session, call_id: str) -> tuple[Call, bool]:
         return _call_existing(existing, session=session), False
     try:
         with transaction.atomic():
-            bumped = Session.objects.filter(pk=session.pk, status=Session.Status.ACTIVE).update(
-                current_generation=F("current_generation") + 1, updated_at=timezone.now()
-            )
-            if bumped == 0:
+            call = _call_add(session=session, call_id=call_id)
+            if call is None:
                 raise SessionClosed
-            generation = (
-                Session.objects.filter(pk=session.pk)
-                .values_list("current_generation", flat=True)
-                .get()
-            )
-            Call.objects.filter(session=session, ended_at__isnull=True).update(
-                ended_at=timezone.now(), end_reason=Call.EndReason.SUPERSEDED
-            )
-            call = Call.objects.create(
-                call_id=call_id,
-                session=session,
-                generation=generation,
-                secret=selectors.secret_newest(session=session),
-            )
-            transaction.on_commit(lambda: _call_own_dispatch(call.call_id, call.generation))
     except IntegrityError:
         # Registered concurrently: the winner's row decides.
         existing = Call.objects.filter(call_id=call_id).first()
         if existing is None:
             raise
         return _call_existing(existing, session=session), False
-    session.current_generation = generation
     logger.info(
-        "call registered session=%s call=%s generation=%s", session.public_id, call_id, generation
+        "call registered session=%s call=%s generation=%s",
+        session.public_id,
+        call_id,
+        call.generation,
     )
     return call, True
+
+
+def _call_add(*, session: Session, call_id: str) -> Call | None:
+    """In the caller's transaction: `call_id` becomes the session's newest generation (None
+    when the session is closed); the previous live call is ended as superseded; the new one
+    is dispatched to the sideband worker on commit.
+
+    The generation bump is a conditional UPDATE (it also row-locks the session, so
+    concurrent registrations take turns); the unique call id settles two registrations of
+    the same call.
+    """
+    bumped = Session.objects.filter(pk=session.pk, status=Session.Status.ACTIVE).update(
+        current_generation=F("current_generation") + 1, updated_at=timezone.now()
+    )
+    if bumped == 0:
+        return None
+    generation = (
+        Session.objects.filter(pk=session.pk).values_list("current_generation", flat=True).get()
+    )
+    superseded = Call.objects.filter(session=session, ended_at__isnull=True)
+    _live_turns_close(session=session, calls=superseded)
+    superseded.update(ended_at=timezone.now(), end_reason=Call.EndReason.SUPERSEDED)
+    call = Call.objects.create(
+        call_id=call_id,
+        session=session,
+        generation=generation,
+        secret=selectors.secret_newest(session=session),
+    )
+    transaction.on_commit(lambda: _call_own_dispatch(call.call_id, call.generation))
+    session.current_generation = generation
+    return call
+
+
+def _live_turns_close(*, session: Session, calls: Any) -> None:
+    """A Live turn grows until its segment closes; once its call has ended nothing can add to
+    it (a new call starts new turns), so it is complete as stored."""
+    if session.api != Session.Api.LIVE:
+        return
+    TranscriptTurn.objects.filter(call__in=calls, status=TranscriptTurn.Status.IN_PROGRESS).update(
+        status=TranscriptTurn.Status.COMPLETED, completed_at=timezone.now()
+    )
 
 
 def _call_existing(call: Call, *, session: Session) -> Call:
@@ -219,34 +303,53 @@ def _call_existing(call: Call, *, session: Session) -> Call:
     return call
 
 
-def session_renew(*, session: Session) -> Renewed:
-    """Mint a new client secret for the same session, with the latest profile's instructions.
+def session_renew(*, session: Session, offer_sdp: str | None = None) -> Renewed:
+    """Start the session's next upstream session with the latest profile's instructions.
 
-    Raises SessionClosed, upstream.UpstreamError.
+    Realtime: a new client secret (the page registers its new call). Live: a new upstream
+    session created with the browser's `offer_sdp`, seeded with `input` = the newest turns
+    that fit Live's limits, registered as the session's newest call (the previous one is
+    superseded) and dispatched on commit.
+    Raises SessionClosed, sessions_app.voice.OfferMismatch, upstream.UpstreamError.
     """
     if session.status != Session.Status.ACTIVE:
         raise SessionClosed
     instructions = session_instructions(session=session)
-    minted = upstream.client_secret_mint(
+    history = (
+        live_history(
+            session=session,
+            max_messages=settings.LIVE_INPUT_MAX_MESSAGES,
+            max_tokens=settings.LIVE_INPUT_MAX_TOKENS,
+        )
+        if session.api == Session.Api.LIVE
+        else []
+    )
+    started = voice_start(
+        api=session.api,
         model=session.model,
         voice=session.voice,
         transcription=session.transcription_enabled,
         instructions=instructions,
+        history=history,
+        offer_sdp=offer_sdp,
         ttl_seconds=settings.CLIENT_SECRET_TTL_S,
     )
-    with transaction.atomic():
+    with _hangup_if_unrecorded(started), transaction.atomic():
         # Lock the session so a concurrent refresh cannot close it under the new secret.
         locked = Session.objects.select_for_update().filter(pk=session.pk).first()
         if locked is None or locked.status != Session.Status.ACTIVE:
             raise SessionClosed
-        secret = _secret_row(
-            session=locked, kind=ClientSecret.Kind.RENEW, minted=minted, instructions=instructions
+        secret = _started_secret(
+            session=locked, started=started, instructions=instructions, kind="renew"
         )
-    logger.info("session renewed session=%s", session.public_id)
+        call = _started_call(session=locked, started=started)
+    logger.info("session renewed session=%s api=%s", session.public_id, session.api)
     return Renewed(
         session=locked,
         secret=secret,
-        secret_value=minted.value,
+        secret_value=started.secret.value if started.secret is not None else None,
         instructions=instructions,
-        call=selectors.call_current(session=locked),
+        call=call if call is not None else selectors.call_current(session=locked),
+        expires_at=started.expires_at,
+        answer_sdp=started.answer_sdp,
     )

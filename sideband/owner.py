@@ -40,6 +40,7 @@ import time
 import uuid
 import zlib
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,11 +67,10 @@ from sessions_app.selectors import turn_json
 from sideband import services
 from sideband.capture import (
     CallEnded,
-    CaptureState,
     ItemMissing,
+    Op,
     TurnDelta,
     TurnUpsert,
-    capture_frame,
 )
 from sideband.push import Pusher
 from sideband.transcript import (
@@ -128,16 +128,24 @@ def seed_prefix() -> str | None:
 
 @dataclass
 class CallSpec:
-    """What a call's connection needs, loaded once from the database by the claiming task."""
+    """What a call's connection needs, loaded once from the database by the claiming task.
+
+    The wire protocol is the call's API's (sideband.selectors picks it): where the sideband
+    is, how it authenticates, and the capture that reads its frames (Realtime's
+    `capture_frame` or Live's `live_capture_frame`, each with its own state).
+    """
 
     call_id: str
     generation: int
     call: Call
     session_public_id: str
     secret: str = field(repr=False)
-    state: CaptureState
+    state: Any  # the capture's state: CaptureState (Realtime) or LiveCaptureState (Live)
     seed_events: list[dict[str, Any]]
     deadline: float  # monotonic: the session cap (plus a margin) from the call's registration
+    url: str
+    headers: dict[str, str] = field(repr=False)
+    capture: Callable[[Any, str | bytes], list[Op]]
 
 
 class Stats:
@@ -250,13 +258,9 @@ class CallConnection:
         return attempt + 1
 
     async def _connect(self) -> ClientConnection:
-        headers = dict(
-            line.split(": ", 1)
-            for line in upstream.sideband_headers(client_secret=self.spec.secret)
-        )
         ws = await connect(
-            upstream.sideband_url(self.call_id),
-            additional_headers=headers,
+            self.spec.url,
+            additional_headers=self.spec.headers,
             open_timeout=settings.SIDEBAND_CONNECT_TIMEOUT_S,
             ping_interval=settings.SIDEBAND_PING_S,
             ping_timeout=settings.SIDEBAND_PING_S,
@@ -303,7 +307,7 @@ class CallConnection:
     def _frame(self, raw: bytes | str, t_recv: float) -> list[dict[str, Any]]:
         """Capture one frame; returns the client events to send back (item retrievals)."""
         self.events += 1
-        ops = capture_frame(self.spec.state, raw)
+        ops = self.spec.capture(self.spec.state, raw)
         upserts: list[TurnUpsert] = []
         replies: list[dict[str, Any]] = []
         ended: CallEnded | None = None
