@@ -12,11 +12,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from .errors import ApiError, bearer_token, invalid_api_key
 from .http_api import api_key_check, json_response, read_json, registry
@@ -24,7 +23,7 @@ from .ids import new_live_session_id
 from .live_config import checked_fork_overrides, checked_session, transport_offer
 from .live_session import LiveSession
 from .live_webrtc import answer_live_offer
-from .sideband import SidebandSubscriber
+from .sideband import SidebandSubscriber, sideband_serve
 from .state import Registry
 
 log = logging.getLogger(__name__)
@@ -147,14 +146,9 @@ async def live_sessions_attach(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     subscriber = SidebandSubscriber(ws, transport)
     session.attach(subscriber)
-    try:
-        async for message in ws:
-            if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                session.handle_client_message(message.data, subscriber)
-    finally:
-        session.detach(subscriber)
-        if subscriber.closing is not None:
-            await asyncio.wait({subscriber.closing}, timeout=5)
+    await sideband_serve(
+        ws, subscriber, receive=session.handle_client_message, leave=session.detach
+    )
     return ws
 
 

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -145,16 +146,27 @@ async def sideband_connect(request: web.Request) -> web.StreamResponse:
         return await _refuse(ws, error, CLOSE_POLICY)
     subscriber = SidebandSubscriber(ws, transport)
     call.subscribe(subscriber)
+    await sideband_serve(ws, subscriber, receive=call.handle_client_message, leave=call.unsubscribe)
+    return ws
+
+
+async def sideband_serve(
+    ws: web.WebSocketResponse,
+    subscriber: SidebandSubscriber,
+    *,
+    receive: Callable[[str | bytes, SidebandSubscriber], None],
+    leave: Callable[[SidebandSubscriber], None],
+) -> None:
+    """Hand the socket's client events to `receive` until it closes, then `leave`."""
     try:
         async for message in ws:
             if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                call.handle_client_message(message.data, subscriber)
+                receive(message.data, subscriber)
     finally:
-        call.unsubscribe(subscriber)
+        leave(subscriber)
         if subscriber.closing is not None:
-            # The call closed us: the close handshake finishes in its own task.
+            # The session closed us: the close handshake finishes in its own task.
             await asyncio.wait({subscriber.closing}, timeout=5)
-    return ws
 
 
 def drop_sidebands(call: Any) -> int:

@@ -29,6 +29,27 @@ def page_config() -> dict[str, Any]:
     }
 
 
+def voice_apis_config() -> dict[str, Any]:
+    """The voice APIs the page offers in "Model and voice" (default: settings.VOICE_API)."""
+    return {
+        "default": settings.VOICE_API,
+        "apis": {
+            "realtime": {
+                "label": "Realtime",
+                "models": settings.REALTIME_MODELS,
+                "voices": settings.REALTIME_VOICES,
+                "sessionMaxS": settings.REALTIME_SESSION_MAX_S,
+            },
+            "live": {
+                "label": "GPT-Live",
+                "models": settings.LIVE_MODELS,
+                "voices": settings.LIVE_VOICES,
+                "sessionMaxS": settings.LIVE_SESSION_MAX_S,
+            },
+        },
+    }
+
+
 @require_safe
 @ensure_csrf_cookie
 def index(request: HttpRequest) -> HttpResponse:
@@ -40,5 +61,6 @@ def index(request: HttpRequest) -> HttpResponse:
             "voices": settings.REALTIME_VOICES,
             "realtime_base_url": settings.OPENAI_BROWSER_BASE_URL,
             "page_config": page_config(),
+            "voice_apis": voice_apis_config(),
         },
     )

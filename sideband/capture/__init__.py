@@ -81,6 +81,8 @@ __all__ = [
     "TurnUpsert",
     "capture_event",
     "capture_frame",
+    "frame_event",
+    "malformed_log",
 ]
 
 logger = logging.getLogger(__name__)
@@ -90,6 +92,14 @@ logger = logging.getLogger(__name__)
 
 def capture_frame(state: CaptureState, raw: str | bytes) -> list[Op]:
     """Parse one WebSocket text frame and capture it; a malformed frame is skipped."""
+    event = frame_event(raw)
+    if isinstance(event, str):
+        return _malformed(state, raw, event)
+    return capture_event(state, event)
+
+
+def frame_event(raw: str | bytes) -> dict[str, Any] | str:
+    """One frame's event object, or why it is not one (both APIs' frames are JSON events)."""
     try:
         # orjson: a frame parses several times faster than with json.loads (most frames are
         # small deltas, and a thousand calls send thousands a second).
@@ -99,10 +109,10 @@ def capture_frame(state: CaptureState, raw: str | bytes) -> list[Op]:
         try:
             event = json.loads(raw)
         except (ValueError, TypeError, RecursionError):
-            return _malformed(state, raw, "not JSON")
+            return "not JSON"
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-        return _malformed(state, raw, "not an event object")
-    return capture_event(state, event)
+        return "not an event object"
+    return event
 
 
 def capture_event(state: CaptureState, event: dict[str, Any]) -> list[Op]:
@@ -127,8 +137,13 @@ def capture_event(state: CaptureState, event: dict[str, Any]) -> list[Op]:
 
 def _malformed(state: CaptureState, raw: object, why: str) -> list[Op]:
     state.malformed_frames += 1
+    malformed_log(raw, why)
+    return []
+
+
+def malformed_log(raw: object, why: str) -> None:
+    """Log a skipped frame by its type and length only, never its content."""
     size = len(raw) if isinstance(raw, str | bytes | dict) else 0
     logger.warning(
         "Skipped a malformed sideband frame (%s; %s, size %d)", why, type(raw).__name__, size
     )
-    return []

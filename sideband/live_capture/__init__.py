@@ -29,12 +29,9 @@ Rules (../shared/live-corpus/README.md shows each in recorded traffic):
 
 from __future__ import annotations
 
-import json
-import logging
 from typing import Any
 
-import orjson
-
+from sideband.capture import frame_event, malformed_log
 from sideband.capture.ops import Op
 from sideband.live_capture.grouping import GroupingError
 from sideband.live_capture.handlers import CLOSE_REASON_ENDS, HANDLERS, apply_segments
@@ -48,20 +45,12 @@ __all__ = [
     "live_capture_frame",
 ]
 
-logger = logging.getLogger(__name__)
-
 
 def live_capture_frame(state: LiveCaptureState, raw: str | bytes) -> list[Op]:
     """Parse one WebSocket text frame and capture it; a malformed frame is skipped."""
-    try:
-        event = orjson.loads(raw)
-    except (ValueError, TypeError):
-        try:
-            event = json.loads(raw)
-        except (ValueError, TypeError, RecursionError):
-            return _malformed(state, raw, "not JSON")
-    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-        return _malformed(state, raw, "not an event object")
+    event = frame_event(raw)
+    if isinstance(event, str):
+        return _malformed(state, raw, event)
     return live_capture_event(state, event)
 
 
@@ -97,8 +86,5 @@ def live_capture_finish(state: LiveCaptureState) -> list[Op]:
 
 def _malformed(state: LiveCaptureState, raw: object, why: str) -> list[Op]:
     state.malformed_frames += 1
-    size = len(raw) if isinstance(raw, str | bytes | dict) else 0
-    logger.warning(
-        "Skipped a malformed Live sideband frame (%s; %s, size %d)", why, type(raw).__name__, size
-    )
+    malformed_log(raw, why)
     return []

@@ -4,6 +4,7 @@
 import { ApiError, api } from "./api.js";
 import { LiveSocket } from "./live.js";
 import { ProfileCard, profileFetch } from "./profile.js";
+import { liveCallOpen, liveClientEvents } from "./live_rtc.js";
 import { callOpen, clientEvents, dataChannelOpen, microphoneOpen } from "./rtc.js";
 import { Transcript } from "./transcript.js";
 import { AlertBox, ConnectionIndicator, EventLog, errorMessage } from "./ui.js";
@@ -15,11 +16,15 @@ const AUTO_RENEW_BACKOFF_MS = 15000;
 
 const $ = (id) => document.getElementById(id);
 const config = JSON.parse($("page-config").textContent);
+// OpenAI's two voice APIs: {default, apis: {realtime|live: {label, models, voices, sessionMaxS}}}.
+const voiceApis = JSON.parse($("voice-apis").textContent);
+const LIVE = "live";
 
 const el = {
   startForm: $("start-form"),
   options: $("options"),
   optionsNote: $("options-note"),
+  api: $("api"),
   model: $("model"),
   voice: $("voice"),
   transcription: $("transcription"),
@@ -49,6 +54,7 @@ const profileCard = new ProfileCard($("profile"), $("profile-fields"), $("profil
 
 const state = {
   sessionId: null,
+  api: null, // the session's voice API: "realtime" or "live"
   /** @type {{pc: RTCPeerConnection, dc: RTCDataChannel, callId: string, startedAt: number} | null} */
   call: null,
   mic: null,
@@ -107,15 +113,35 @@ function updateControls() {
   document.body.dataset.ready = String(ready && !busy);
   const parts = [];
   if (state.sessionId) parts.push(`Session ${state.sessionId.slice(0, 8)}`);
+  if (state.sessionId && state.api === LIVE) parts.push("GPT-Live");
   if (state.call) parts.push(`call ${state.call.callId.slice(0, 12)}…`);
   if (state.micRefused) parts.push("text only (no microphone)");
   el.info.textContent = parts.join(" · ");
 }
 
+function fillApiPicker() {
+  el.api.replaceChildren(
+    ...Object.entries(voiceApis.apis).map(([value, { label }]) => {
+      const option = document.createElement("option");
+      option.value = value;
+      option.textContent = label;
+      option.selected = value === voiceApis.default;
+      return option;
+    }),
+  );
+  el.api.addEventListener("change", fillPickers);
+}
+
+/** The model and voice pickers offer the chosen API's; Live always transcribes. */
 function fillPickers() {
+  const live = el.api.value === LIVE;
+  const models = live ? voiceApis.apis.live.models : config.models;
+  const voices = live ? voiceApis.apis.live.voices : config.voices;
+  el.transcription.disabled = live;
+  if (live) el.transcription.checked = true;
   for (const [select, values, preferred] of [
-    [el.model, config.models, config.defaultModel],
-    [el.voice, config.voices, config.defaultVoice],
+    [el.model, models, live ? models[0] : config.defaultModel],
+    [el.voice, voices, live ? voices[0] : config.defaultVoice],
   ]) {
     select.replaceChildren(
       ...values.map((value) => {
@@ -156,7 +182,7 @@ function tick() {
   const marginMs = config.renewMarginS * 1000;
   countdownRender(now);
   const callAge = state.call ? now - state.call.startedAt : 0;
-  const callLimit = config.sessionMaxS * 1000 - marginMs;
+  const callLimit = sessionMaxS() * 1000 - marginMs;
   const due = remaining <= marginMs || (state.call !== null && callAge >= callLimit);
   if (due && state.busy === null && now >= state.autoRenewAfter) {
     log("page", "auto-renew", remaining <= marginMs ? "key about to expire" : "call near its time limit");
@@ -172,8 +198,14 @@ function tick() {
  */
 function keyExpirySet(expiresAt, mintedAt) {
   state.serverExpiresAt = expiresAt;
-  state.expiresAt = mintedAt + config.clientSecretTtlS * 1000;
+  // A Live session has no key: its own lifetime (from its creation) is the deadline.
+  const ttlS = state.api === LIVE ? sessionMaxS() : config.clientSecretTtlS;
+  state.expiresAt = mintedAt + ttlS * 1000;
   countdownRender(Date.now());
+}
+
+function sessionMaxS() {
+  return state.api === LIVE ? voiceApis.apis.live.sessionMaxS : config.sessionMaxS;
 }
 
 // --- The live socket -------------------------------------------------------------------------
@@ -285,6 +317,11 @@ function dataChannelEvent(event) {
     if (event.error?.code === "session_expired" && state.busy === null) renew({ automatic: true });
     return;
   }
+  if (event.type === "session.closed") {
+    log("upstream", "session.closed", event.reason ?? "");
+    if (event.reason === "expired" && state.busy === null) renew({ automatic: true });
+    return;
+  }
   log("upstream", event.type ?? "event");
 }
 
@@ -292,13 +329,11 @@ function dataChannelEvent(event) {
  * Open a call with this secret and register it; the previous call (if any) keeps playing until
  * the new one is registered, so only a short gap is heard.
  */
-async function callConnect({ clientSecret, expiresAt, mintedAt, instructions }) {
+async function callConnect({ clientSecret, expiresAt, mintedAt, instructions, liveRequest }) {
   await microphoneEnsure();
   const previous = state.call;
   let opened = null;
-  const { pc, dc, callId } = await callOpen({
-    baseUrl: config.upstreamBaseUrl,
-    clientSecret,
+  const peer = {
     micStream: state.mic,
     onTrack: (stream) => {
       el.audio.srcObject = stream;
@@ -317,6 +352,19 @@ async function callConnect({ clientSecret, expiresAt, mintedAt, instructions }) 
         });
       }
     },
+  };
+  if (liveRequest) {
+    // Live: the offer goes to our server, which creates the session and registers the call.
+    const { pc, dc, callId, data } = await liveCallOpen({ request: liveRequest, ...peer });
+    opened = pc;
+    log("server", "live session answered", callId);
+    expiresAt = data.expiresAt;
+    return callReady({ pc, dc, callId, previous, expiresAt, mintedAt, instructions: null });
+  }
+  const { pc, dc, callId } = await callOpen({
+    baseUrl: config.upstreamBaseUrl,
+    clientSecret,
+    ...peer,
   });
   opened = pc;
   log("upstream", "call answered", callId);
@@ -327,6 +375,11 @@ async function callConnect({ clientSecret, expiresAt, mintedAt, instructions }) 
     throw error;
   }
   log("server", "call registered", callId);
+  return callReady({ pc, dc, callId, previous, expiresAt, mintedAt, instructions });
+}
+
+/** The new call is the session's: wait for its data channel, then let the previous one go. */
+async function callReady({ pc, dc, callId, previous, expiresAt, mintedAt, instructions }) {
   state.call = { pc, dc, callId, startedAt: Date.now() };
   keyExpirySet(expiresAt, mintedAt);
   dc.addEventListener("close", updateControls);
@@ -409,18 +462,34 @@ function sessionStart({ reset }) {
       };
       if (reset) body.reset = true;
       const mintedAt = Date.now();
+      const begin = (data, voiceApi) => {
+        log("server", reset ? "session refreshed" : "session created", data.sessionId);
+        callClose();
+        state.sessionId = data.sessionId;
+        state.api = voiceApi;
+        keyExpirySet(data.expiresAt, mintedAt);
+        state.appliedProfileVersion = null;
+        localStorage.setItem(STORAGE_KEY, data.sessionId);
+        transcript.clear();
+        profileCard.clear();
+        liveOpen(data.sessionId);
+        updateControls();
+        state.autoRenewAfter = 0;
+      };
+      if (el.api.value === LIVE) {
+        // The session is created with the page's SDP offer: one request makes session and call.
+        await callConnect({
+          mintedAt,
+          liveRequest: async (sdp) => {
+            const { data } = await api("POST", "/session", { ...body, api: LIVE, sdp });
+            begin(data, LIVE);
+            return data;
+          },
+        });
+        return;
+      }
       const { data } = await api("POST", "/session", body);
-      log("server", reset ? "session refreshed" : "session created", data.sessionId);
-      callClose();
-      state.sessionId = data.sessionId;
-      keyExpirySet(data.expiresAt, mintedAt);
-      state.appliedProfileVersion = null;
-      localStorage.setItem(STORAGE_KEY, data.sessionId);
-      transcript.clear();
-      profileCard.clear();
-      liveOpen(data.sessionId);
-      updateControls();
-      state.autoRenewAfter = 0;
+      begin(data, "realtime");
       await callConnect({ clientSecret: data.clientSecret, expiresAt: data.expiresAt, mintedAt });
     },
     retry,
@@ -435,14 +504,28 @@ function renew({ automatic }) {
       if (!state.sessionId) return;
       try {
         const mintedAt = Date.now();
-        const { data } = await api("POST", "/session/renew", { sessionId: state.sessionId });
-        log("server", "renewed", automatic ? "automatic" : "on demand");
-        await callConnect({
-          clientSecret: data.clientSecret,
-          expiresAt: data.expiresAt,
-          mintedAt,
-          instructions: data.instructions,
-        });
+        const how = automatic ? "automatic" : "on demand";
+        if (state.api === LIVE) {
+          // A new Live session, started with the profile's instructions and the real turns.
+          await callConnect({
+            mintedAt,
+            liveRequest: async (sdp) => {
+              const body = { sessionId: state.sessionId, sdp };
+              const { data } = await api("POST", "/session/renew", body);
+              log("server", "renewed", how);
+              return data;
+            },
+          });
+        } else {
+          const { data } = await api("POST", "/session/renew", { sessionId: state.sessionId });
+          log("server", "renewed", how);
+          await callConnect({
+            clientSecret: data.clientSecret,
+            expiresAt: data.expiresAt,
+            mintedAt,
+            instructions: data.instructions,
+          });
+        }
         state.autoRenewAfter = 0;
       } catch (error) {
         if (automatic) state.autoRenewAfter = Date.now() + AUTO_RENEW_BACKOFF_MS;
@@ -461,7 +544,8 @@ function renew({ automatic }) {
 function profileShow({ profile, instructions, version }) {
   if (profileCard.version !== null && version !== undefined && version < profileCard.version) return;
   profileCard.show(profile, version);
-  if (instructions && version !== state.appliedProfileVersion && dataChannelReady()) {
+  // A Live session's instructions are fixed once it started: the next renew carries them.
+  if (instructions && state.api !== LIVE && version !== state.appliedProfileVersion && dataChannelReady()) {
     state.call.dc.send(JSON.stringify(clientEvents.sessionUpdate(instructions)));
     state.appliedProfileVersion = version;
     log("client", "session.update", `profile v${version} instructions`);
@@ -503,6 +587,7 @@ function sessionForget() {
   state.live?.close();
   state.live = null;
   state.sessionId = null;
+  state.api = null;
   state.expiresAt = null;
   state.serverExpiresAt = null;
   localStorage.removeItem(STORAGE_KEY);
@@ -521,6 +606,7 @@ async function sessionResume() {
       localStorage.removeItem(STORAGE_KEY);
       return;
     }
+    state.api = data?.api ?? "realtime";
   } catch (error) {
     if (error instanceof ApiError && (error.status === 404 || error.status === 400)) {
       localStorage.removeItem(STORAGE_KEY);
@@ -562,9 +648,14 @@ el.messageForm.addEventListener("submit", (event) => {
     });
     return;
   }
-  state.call.dc.send(JSON.stringify(clientEvents.userText(text)));
-  state.call.dc.send(JSON.stringify(clientEvents.responseCreate()));
-  log("client", "conversation.item.create + response.create");
+  if (state.api === LIVE) {
+    state.call.dc.send(JSON.stringify(liveClientEvents.userText(text)));
+    log("client", "session.commentary.append");
+  } else {
+    state.call.dc.send(JSON.stringify(clientEvents.userText(text)));
+    state.call.dc.send(JSON.stringify(clientEvents.responseCreate()));
+    log("client", "conversation.item.create + response.create");
+  }
   el.message.value = "";
   el.message.focus();
 });
@@ -576,6 +667,7 @@ window.addEventListener("pagehide", () => {
   callClose();
 });
 
+fillApiPicker();
 fillPickers();
 updateControls();
 setInterval(tick, 1000);

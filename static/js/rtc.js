@@ -37,7 +37,7 @@ export async function microphoneOpen() {
 }
 
 /** The offer with its ICE candidates: the upstream gets one SDP, no trickle. */
-function iceGatheringComplete(pc) {
+export function iceGatheringComplete(pc) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(done, ICE_GATHERING_TIMEOUT_MS);
@@ -86,11 +86,10 @@ export function callIdFromLocation(location) {
 }
 
 /**
- * Open a call: peer connection with the mic track (receive-only without a mic), the
- * `oai-events` data channel, the SDP offer POSTed with the client secret as Bearer.
- * Resolves once the upstream answered; the data channel may still be opening.
+ * A peer connection with the mic track (receive-only without a mic) and the `oai-events` data
+ * channel, its events parsed for `onEvent`: the same for a Realtime call and a Live session.
  */
-export async function callOpen({ baseUrl, clientSecret, micStream, onTrack, onEvent, onState }) {
+export function peerConnectionNew({ micStream, onTrack, onEvent, onState }) {
   const pc = new RTCPeerConnection();
   pc.addEventListener("track", (event) => onTrack(event.streams[0] ?? new MediaStream([event.track])));
   pc.addEventListener("connectionstatechange", () => onState(pc.connectionState));
@@ -108,6 +107,16 @@ export async function callOpen({ baseUrl, clientSecret, micStream, onTrack, onEv
     }
     onEvent(parsed);
   });
+  return { pc, dc };
+}
+
+/**
+ * Open a call: peer connection with the mic track (receive-only without a mic), the
+ * `oai-events` data channel, the SDP offer POSTed with the client secret as Bearer.
+ * Resolves once the upstream answered; the data channel may still be opening.
+ */
+export async function callOpen({ baseUrl, clientSecret, micStream, onTrack, onEvent, onState }) {
+  const { pc, dc } = peerConnectionNew({ micStream, onTrack, onEvent, onState });
 
   try {
     await pc.setLocalDescription(await pc.createOffer());

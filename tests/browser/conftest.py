@@ -202,7 +202,11 @@ def _calls_hang_up(upstream: EmulatorServer) -> None:
 
     for call_id in Call.objects.values_list("call_id", flat=True):
         with contextlib.suppress(EmulatorError):  # already ended
-            upstream.control("POST", f"/_emulator/calls/{call_id}/hangup")
+            if call_id.startswith("live_"):
+                path = f"/_emulator/live/sessions/{call_id}/close"
+                upstream.control("POST", path, {"reason": "remote_hangup"})
+            else:
+                upstream.control("POST", f"/_emulator/calls/{call_id}/hangup")
 
 
 def _database_quiet() -> bool:
