@@ -529,7 +529,7 @@ def test_a_lost_live_message_is_recovered_from_the_server(
 def test_keyboard_alone_starts_and_sends(launch_page: LaunchPage, upstream: EmulatorServer) -> None:
     page = launch_page(color_scheme="dark")
     focus_order = []
-    for _ in range(6):
+    for _ in range(7):
         page.keyboard.press("Tab")
         focus_order.append(
             page.evaluate("document.activeElement.id || document.activeElement.textContent")
@@ -538,6 +538,7 @@ def test_keyboard_alone_starts_and_sends(launch_page: LaunchPage, upstream: Emul
     assert focus_order == [
         "Skip to the message box",
         "Model and voice",
+        "api",
         "model",
         "voice",
         "transcription",
