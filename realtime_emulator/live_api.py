@@ -23,7 +23,7 @@ from .ids import new_live_session_id
 from .live_config import checked_fork_overrides, checked_session, transport_offer
 from .live_session import LiveSession
 from .live_webrtc import answer_live_offer
-from .sideband import SidebandSubscriber, sideband_serve
+from .sideband import SidebandSubscriber, sideband_serve, sidebands_blocked_error
 from .state import Registry
 
 log = logging.getLogger(__name__)
@@ -135,12 +135,7 @@ async def live_sessions_attach(request: web.Request) -> web.StreamResponse:
         raise invalid_api_key(key)
     session = _session(reg, request, active=True)
     if session.sidebands_blocked:
-        raise ApiError(
-            "Sideband connections to this session are temporarily refused (emulator knob).",
-            status=503,
-            type="server_error",
-            code="service_unavailable",
-        )
+        raise sidebands_blocked_error("session")
     transport = request.transport
     ws = web.WebSocketResponse(max_msg_size=16 * 1024 * 1024, compress=False)
     await ws.prepare(request)

@@ -100,6 +100,16 @@ class SidebandSubscriber:
             self.transport.abort()
 
 
+def sidebands_blocked_error(what: str) -> ApiError:
+    """A blocked sideband upgrade (the emulator's knob): 503 before the upgrade."""
+    return ApiError(
+        f"Sideband connections to this {what} are temporarily refused (emulator knob).",
+        status=503,
+        type="server_error",
+        code="service_unavailable",
+    )
+
+
 async def _refuse(ws: web.WebSocketResponse, error: ApiError, code: int) -> web.WebSocketResponse:
     event = {"type": "error", "event_id": new_id("event"), "error": error.event_payload()}
     await ws.send_str(json.dumps(event))
@@ -112,12 +122,7 @@ async def sideband_connect(request: web.Request) -> web.StreamResponse:
     call_id = request.query.get("call_id")
     call = reg.calls.get(call_id) if call_id else None
     if call is not None and call.sidebands_blocked:
-        raise ApiError(
-            "Sideband connections to this call are temporarily refused (emulator knob).",
-            status=503,
-            type="server_error",
-            code="service_unavailable",
-        )
+        raise sidebands_blocked_error("call")
     transport = request.transport
     # No permessage-deflate: events are written as plain frames (see SidebandSubscriber).
     ws = web.WebSocketResponse(max_msg_size=16 * 1024 * 1024, compress=False)

@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 import orjson
 
@@ -65,6 +66,7 @@ __all__ = [
     "ASSISTANT",
     "COMPLETED",
     "FAILED",
+    "FIELD_ERRORS",
     "FINAL_STATUSES",
     "INCOMPLETE",
     "IN_PROGRESS",
@@ -81,8 +83,10 @@ __all__ = [
     "TurnUpsert",
     "capture_event",
     "capture_frame",
+    "event_dispatch",
     "frame_event",
     "malformed_log",
+    "malformed_skip",
 ]
 
 logger = logging.getLogger(__name__)
@@ -94,7 +98,7 @@ def capture_frame(state: CaptureState, raw: str | bytes) -> list[Op]:
     """Parse one WebSocket text frame and capture it; a malformed frame is skipped."""
     event = frame_event(raw)
     if isinstance(event, str):
-        return _malformed(state, raw, event)
+        return malformed_skip(state, raw, event)
     return capture_event(state, event)
 
 
@@ -117,25 +121,56 @@ def frame_event(raw: str | bytes) -> dict[str, Any] | str:
 
 def capture_event(state: CaptureState, event: dict[str, Any]) -> list[Op]:
     """Fold one server event into `state`; return the operations it implies."""
+    return event_dispatch(state, event, HANDLERS)
+
+
+class CaptureCounts(Protocol):
+    """What every capture state counts (Realtime's and Live's)."""
+
+    events: int
+    malformed_frames: int
+    unknown_event_counts: dict[str, int]
+
+
+# A field of the wrong shape: the event is skipped, the call goes on.
+FIELD_ERRORS: tuple[type[Exception], ...] = (
+    KeyError,
+    IndexError,
+    TypeError,
+    AttributeError,
+    ValueError,
+)
+
+
+def event_dispatch(
+    state: Any,
+    event: dict[str, Any],
+    handlers: Mapping[str, Callable[[Any, dict[str, Any], list[Op]], None]],
+    *,
+    errors: tuple[type[Exception], ...] = FIELD_ERRORS,
+) -> list[Op]:
+    """Run the handler of the event's type from `handlers` (a capture's table); unknown
+    types are counted, an event a handler refuses (`errors`) is skipped as malformed."""
+    counts: CaptureCounts = state
     event_type = event.get("type")
     if not isinstance(event_type, str):
-        return _malformed(state, event, "no type")
-    state.events += 1
-    handler = HANDLERS.get(event_type)
+        return malformed_skip(counts, event, "no type")
+    counts.events += 1
+    handler = handlers.get(event_type)
     if handler is None:
-        counts = state.unknown_event_counts
-        counts[event_type] = counts.get(event_type, 0) + 1
+        unknown = counts.unknown_event_counts
+        unknown[event_type] = unknown.get(event_type, 0) + 1
         return []
     ops: list[Op] = []
     try:
         handler(state, event, ops)
-    except (KeyError, IndexError, TypeError, AttributeError, ValueError):
-        # A field of the wrong shape: skip the event, keep the call.
-        return _malformed(state, event, event_type)
+    except errors:
+        return malformed_skip(counts, event, event_type)
     return ops
 
 
-def _malformed(state: CaptureState, raw: object, why: str) -> list[Op]:
+def malformed_skip(state: CaptureCounts, raw: object, why: str) -> list[Op]:
+    """Count and log (never its content) a frame or event that is skipped; no operations."""
     state.malformed_frames += 1
     malformed_log(raw, why)
     return []

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sideband.capture import frame_event, malformed_log
+from sideband.capture import FIELD_ERRORS, event_dispatch, frame_event, malformed_skip
 from sideband.capture.ops import Op
 from sideband.live_capture.grouping import GroupingError
 from sideband.live_capture.handlers import CLOSE_REASON_ENDS, HANDLERS, apply_segments
@@ -50,29 +50,17 @@ def live_capture_frame(state: LiveCaptureState, raw: str | bytes) -> list[Op]:
     """Parse one WebSocket text frame and capture it; a malformed frame is skipped."""
     event = frame_event(raw)
     if isinstance(event, str):
-        return _malformed(state, raw, event)
+        return malformed_skip(state, raw, event)
     return live_capture_event(state, event)
 
 
 def live_capture_event(state: LiveCaptureState, event: dict[str, Any]) -> list[Op]:
-    """Fold one Live server event into `state`; return the operations it implies."""
-    event_type = event.get("type")
-    if not isinstance(event_type, str):
-        return _malformed(state, event, "no type")
-    state.events += 1
-    handler = HANDLERS.get(event_type)
-    if handler is None:
-        counts = state.unknown_event_counts
-        counts[event_type] = counts.get(event_type, 0) + 1
-        return []
-    ops: list[Op] = []
-    try:
-        handler(state, event, ops)
-    except (KeyError, IndexError, TypeError, AttributeError, ValueError, GroupingError):
-        # A field of the wrong shape (or a fragment without an id or interval): skip the
-        # event, keep the call. The grouper validates before it changes any state.
-        return _malformed(state, event, event_type)
-    return ops
+    """Fold one Live server event into `state`; return the operations it implies.
+
+    A fragment without an id or a valid interval is skipped like a field of the wrong shape:
+    the grouper validates before it changes any state.
+    """
+    return event_dispatch(state, event, HANDLERS, errors=(*FIELD_ERRORS, GroupingError))
 
 
 def live_capture_finish(state: LiveCaptureState) -> list[Op]:
@@ -82,9 +70,3 @@ def live_capture_finish(state: LiveCaptureState) -> list[Op]:
     ops: list[Op] = []
     apply_segments(state, state.grouping.close(by_server=False), ops)
     return ops
-
-
-def _malformed(state: LiveCaptureState, raw: object, why: str) -> list[Op]:
-    state.malformed_frames += 1
-    malformed_log(raw, why)
-    return []
