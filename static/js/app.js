@@ -607,6 +607,11 @@ async function sessionResume() {
       return;
     }
     state.api = data?.api ?? "realtime";
+    // Refresh starts from the pickers: they show the resumed session's API, model and voice.
+    el.api.value = state.api;
+    fillPickers();
+    if (data?.model) el.model.value = data.model;
+    if (data?.voice) el.voice.value = data.voice;
   } catch (error) {
     if (error instanceof ApiError && (error.status === 404 || error.status === 400)) {
       localStorage.removeItem(STORAGE_KEY);

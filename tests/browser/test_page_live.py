@@ -95,6 +95,15 @@ def test_live_start_talk_renew_with_memory_and_refresh_on_the_page(
     )
     assert Call.objects.get(call_id=first_call).end_reason == "superseded"
 
+    # A reload resumes the session on Live: a new Live session through the server.
+    page.reload()
+    wait_ready(page)
+    third_call = call_id_of(page)
+    assert third_call.startswith("live_u1_")
+    assert third_call not in (first_call, second_call)
+    assert session_id_of(page) == session_id
+    expect(transcript_items(page)).to_have_count(4)
+
     # Refresh: a new Live session with an empty transcript.
     page.get_by_role("button", name="Refresh").click()
     expect(page.locator("body")).not_to_have_attribute("data-session-id", session_id)
