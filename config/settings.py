@@ -258,7 +258,7 @@ SIDEBAND_RECONCILE_S = env_float("SIDEBAND_RECONCILE_S", 5.0, minimum=0.1)  # be
 SIDEBAND_WRITERS = env_int("SIDEBAND_WRITERS", 2, minimum=1)
 SIDEBAND_WRITE_BATCH = env_int("SIDEBAND_WRITE_BATCH", 200, minimum=1)
 # Garbage collection in a worker process: a full collection this often, survivors frozen
-# between them (sideband.owner.CollectorPacing); 0 leaves Python's collector as it is.
+# between them (sideband.owner.gc_pacing.CollectorPacing); 0 leaves Python's collector as it is.
 SIDEBAND_GC_FULL_S = env_float("SIDEBAND_GC_FULL_S", 300.0, minimum=0.0)
 SIDEBAND_PING_S = env_float("SIDEBAND_PING_S", 20.0, minimum=0.1)  # idle socket -> ping
 SIDEBAND_CONNECT_TIMEOUT_S = env_float("SIDEBAND_CONNECT_TIMEOUT_S", 10.0, minimum=0.1)

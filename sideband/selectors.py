@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from sessions_app.crypto import secret_decrypt
 from sessions_app.models import Call
-from sideband.owner import CallSpec
+from sideband.owner.spec import CallSpec
 from sideband.transcript import state_load
 
 logger = logging.getLogger(__name__)

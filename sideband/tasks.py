@@ -2,8 +2,8 @@
 
 Run the worker with an I/O pool so one process holds many calls:
 `celery -A config worker -Q sideband -P threads -c 8`. `call_own` only claims the call and
-hands its socket to the process's owner (sideband.owner), then returns: a pool thread is never
-held for the length of a call, so the pool size does not cap the number of calls.
+hands its socket to the process's owner (sideband.owner), then returns: a pool thread is
+never held for the length of a call, so the pool size does not cap the number of calls.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from celery.signals import worker_shutdown
 from django.db import connection
 
 from sideband import selectors, services
+from sideband.owner.process import owner_current, owner_get
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +34,6 @@ def call_own(call_id: str, generation: int, dispatch: str = "") -> None:
     Safe to run twice: the second run finds the lease taken (or the call held by this very
     process) and does nothing. `dispatch` is the reconciler's reservation token.
     """
-    from sideband.owner import owner_get
-
     owner = owner_get()
     if owner.holds(call_id):
         logger.info("call_own: already owned here call=%s", call_id)
@@ -72,8 +71,8 @@ def calls_reconcile() -> int:
 @worker_shutdown.connect
 def _owner_shutdown(**_: Any) -> None:
     """Warm shutdown (SIGTERM): close the sockets cleanly and hand the calls back."""
-    from sideband.owner import owner_current
-
     owner = owner_current()
-    if owner is not None:
-        owner.shutdown(handback=True)
+    if owner is None:
+        return
+    for call_id, generation in owner.shutdown(handback=True):
+        call_own.apply_async(args=(call_id, generation))

@@ -23,7 +23,7 @@ from django.db import connections
 
 from config.asgi import application
 from sessions_app.models import Call, TranscriptTurn
-from sideband.owner import owner_current, owner_reset
+from sideband.owner.process import owner_current, owner_reset
 from sideband.tasks import call_own, calls_reconcile
 from sideband.transcript import connect_params
 from tests.factories import OWNER_CREDENTIAL
