@@ -15,7 +15,7 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_float, env_int, env_list, env_str
+from config.env import env_bool, env_choice, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -266,6 +266,18 @@ SIDEBAND_BACKOFF_BASE_S = env_float("SIDEBAND_BACKOFF_BASE_S", 0.25, minimum=0.0
 SIDEBAND_BACKOFF_MAX_S = env_float("SIDEBAND_BACKOFF_MAX_S", 10.0, minimum=0.01)
 # Rehydration of a renewed call: how many recent turns to seed (0 = off).
 SIDEBAND_SEED_TURNS = env_int("SIDEBAND_SEED_TURNS", 8, minimum=0)
+# Admission (sideband.owner.admission): a process holding SIDEBAND_MAX_CALLS calls, or whose
+# I/O loop lags or whose oldest unwritten record is older than SIDEBAND_MAX_LAG_S, claims no
+# new call (it stops consuming the sideband queue) until it is back under the limits.
+SIDEBAND_MAX_CALLS = env_int("SIDEBAND_MAX_CALLS", 1000, minimum=1)
+SIDEBAND_MAX_LAG_S = env_float("SIDEBAND_MAX_LAG_S", 0.5, minimum=0.01)
+# The writers' event loop: "own" (a thread of their own, so a commit never waits behind the
+# socket reads) or "io" (the sockets' loop). docs/sideband.md has the measurements.
+SIDEBAND_WRITER_LOOP = env_choice("SIDEBAND_WRITER_LOOP", "own", ("own", "io"))
+# Prometheus metrics of a worker process on http://SIDEBAND_METRICS_ADDR:<port>/metrics: the
+# first free port from SIDEBAND_METRICS_PORT (several processes on one host count up); 0 = off.
+SIDEBAND_METRICS_PORT = env_int("SIDEBAND_METRICS_PORT", 0, minimum=0)
+SIDEBAND_METRICS_ADDR = env_str("SIDEBAND_METRICS_ADDR", "127.0.0.1")
 CELERY_BEAT_SCHEDULE = {
     "sideband-reconcile": {
         "task": "sideband.tasks.calls_reconcile",

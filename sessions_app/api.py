@@ -293,6 +293,9 @@ def _session_from_path(request: Request, session_id: str) -> Session:
     return auth.owned_session_or_404(request, session_id)
 
 
+# sideband.selectors.call_capture: "pending" = no worker captures the call past its grace.
+_CAPTURE_STATES = ["active", "starting", "pending", "ended"]
+
 _CALLS_SCHEMA = inline_serializer(
     "Call",
     many=True,
@@ -303,6 +306,7 @@ _CALLS_SCHEMA = inline_serializer(
         "attachedAt": serializers.DateTimeField(allow_null=True),
         "endedAt": serializers.DateTimeField(allow_null=True),
         "endReason": serializers.CharField(allow_null=True),
+        "capture": serializers.ChoiceField(choices=_CAPTURE_STATES),
     },
 )
 
@@ -326,6 +330,7 @@ class SessionDetailView(ClientAPIView):
                     "generation": serializers.IntegerField(),
                     "callId": serializers.CharField(allow_null=True),
                     "expiresAt": serializers.DateTimeField(allow_null=True),
+                    "capture": serializers.ChoiceField(choices=_CAPTURE_STATES, allow_null=True),
                     "calls": _CALLS_SCHEMA,
                     "turnCount": serializers.IntegerField(),
                 },

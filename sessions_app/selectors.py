@@ -12,6 +12,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from sessions_app.models import Call, ClientSecret, Session, TranscriptTurn
+from sideband.selectors import call_capture
 
 _TOOL_ROLES = (TranscriptTurn.Role.TOOL_CALL, TranscriptTurn.Role.TOOL_OUTPUT)
 
@@ -84,6 +85,7 @@ def call_json(call: Call) -> dict[str, Any]:
         "attachedAt": iso(call.attached_at),
         "endedAt": iso(call.ended_at),
         "endReason": call.end_reason or None,
+        "capture": call_capture(call=call),
     }
 
 
@@ -113,6 +115,7 @@ def session_json(*, session: Session) -> dict[str, Any]:
         "generation": session.current_generation,
         "callId": current.call_id if current is not None else None,
         "expiresAt": iso(secret.expires_at if secret is not None else None),
+        "capture": call_capture(call=current) if current is not None else None,
         "calls": [call_json(call) for call in calls],
         "turnCount": TranscriptTurn.objects.filter(session=session).count(),
     }

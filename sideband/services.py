@@ -164,6 +164,7 @@ class Dispatch:
     call_id: str
     generation: int
     token: str
+    unclaimed: bool  # no worker ever held the call (as opposed to an owner gone silent)
 
 
 def calls_reconcile(*, limit: int = 500) -> list[Dispatch]:
@@ -206,6 +207,11 @@ def calls_reconcile(*, limit: int = 500) -> list[Dispatch]:
         ).update(lease_owner=token, lease_expires_at=_lease_until(now))
         if reserved:
             dispatches.append(
-                Dispatch(call_id=call.call_id, generation=call.generation, token=token)
+                Dispatch(
+                    call_id=call.call_id,
+                    generation=call.generation,
+                    token=token,
+                    unclaimed=call.attached_at is None,
+                )
             )
     return dispatches

@@ -11,14 +11,42 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery import shared_task
-from celery.signals import worker_shutdown
+from celery import current_app, shared_task
+from celery.signals import worker_ready, worker_shutdown
+from django.conf import settings
 from django.db import connection
 
 from sideband import selectors, services
+from sideband.owner.owner import SidebandOwner
 from sideband.owner.process import owner_current, owner_get
 
 logger = logging.getLogger(__name__)
+
+# This process's Celery worker name (`celery@host`), once it is ready: the destination of the
+# control messages that stop and resume its consumption of the sideband queue.
+_worker_name: str | None = None
+
+
+@worker_ready.connect
+def _worker_named(sender: Any, **_: Any) -> None:
+    global _worker_name
+    _worker_name = sender.hostname
+
+
+def _queue_consuming(admitting: bool) -> None:
+    """Stop (or resume) this worker's consumption of the sideband queue: while it refuses
+    claims, the calls wait in the queue for another worker instead of bouncing off this one."""
+    if _worker_name is None:
+        return
+    control = current_app.control
+    switch = control.add_consumer if admitting else control.cancel_consumer
+    switch(settings.SIDEBAND_QUEUE, destination=[_worker_name], reply=False)
+
+
+def _owner() -> SidebandOwner:
+    owner = owner_get()
+    owner.on_admitting_change = _queue_consuming
+    return owner
 
 
 @shared_task(
@@ -34,9 +62,15 @@ def call_own(call_id: str, generation: int, dispatch: str = "") -> None:
     Safe to run twice: the second run finds the lease taken (or the call held by this very
     process) and does nothing. `dispatch` is the reconciler's reservation token.
     """
-    owner = owner_get()
+    owner = _owner()
     if owner.holds(call_id):
         logger.info("call_own: already owned here call=%s", call_id)
+        return
+    refusal = owner.claim_refusal()
+    if refusal is not None:
+        # Back to the queue, untouched, for a worker with room (this one stopped consuming).
+        logger.warning("call_own: refused (%s), re-queued call=%s", refusal, call_id)
+        call_own.apply_async(args=(call_id, generation), kwargs={"dispatch": dispatch})
         return
     try:
         claimed = services.lease_claim(
@@ -50,8 +84,10 @@ def call_own(call_id: str, generation: int, dispatch: str = "") -> None:
             logger.warning("call_own: call vanished call=%s", call_id)
             return
         if not owner.attach(spec):
-            # This process is shutting down: give the lease back for another worker.
+            # Shutting down, or full: give the lease back for another worker.
             services.lease_release(owner=owner.owner_id, call_ids=[call_id])
+            if not owner.closing:
+                call_own.apply_async(args=(call_id, generation))
     finally:
         # Pool threads do not keep a DB connection between calls.
         connection.close()
@@ -62,6 +98,8 @@ def calls_reconcile() -> int:
     """Celery beat: re-dispatch live calls whose owner went silent (lease expired)."""
     dispatches = services.calls_reconcile()
     for item in dispatches:
+        if item.unclaimed:
+            logger.warning("reconcile: call unclaimed past its grace call=%s", item.call_id)
         logger.info("reconcile: re-dispatching call=%s", item.call_id)
         call_own.apply_async(args=(item.call_id, item.generation), kwargs={"dispatch": item.token})
     connection.close()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
-from sideband import services
+from sideband import selectors, services
 from sideband.owner.gc_pacing import CollectorPacing
 from sideband.owner.stats import stats_export
 
@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 def lease_loop(owner: SidebandOwner, stopped: threading.Event) -> None:
     """The lease thread's body: tick every SIDEBAND_POLL_S until `stopped` is set."""
-    last_extend = 0.0
+    last_extend = last_count = 0.0
     collector = CollectorPacing(full_every_s=settings.SIDEBAND_GC_FULL_S)
     while not stopped.wait(settings.SIDEBAND_POLL_S):
         try:
@@ -38,6 +38,10 @@ def lease_loop(owner: SidebandOwner, stopped: threading.Event) -> None:
             lease_tick(owner, extend=extend)
             if extend:
                 last_extend = now
+            owner.admission_check()
+            if now - last_count >= settings.SIDEBAND_RECONCILE_S:
+                owner.stats.unclaimed = selectors.calls_unclaimed_count()
+                last_count = now
             stats_export(owner)
         except (OperationalError, InterfaceError) as exc:
             # Postgres restarting, a connection killed: the next tick connects again.

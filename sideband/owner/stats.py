@@ -1,23 +1,36 @@
-"""The process's figures, exported to Redis (`sideband:stats:<owner id>`) for operators and
-the benchmark."""
+"""The process's figures: Prometheus metrics (docs/sideband.md, "Metrics") and the summary
+exported to Redis (`sideband:stats:<owner id>`) for operators and the benchmark."""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import time
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from prometheus_client import CollectorRegistry, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from sideband.push import _redis
 
 if TYPE_CHECKING:
     from sideband.owner.owner import SidebandOwner
 
+logger = logging.getLogger(__name__)
+
+# Ports tried from SIDEBAND_METRICS_PORT up, so several processes on one host each find one.
+METRICS_PORTS_TRIED = 32
+COMMIT_LAG_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+
 
 class Stats:
-    """Process-wide counters; written on the I/O loop, read by the lease thread's export."""
+    """Process-wide counters; written on the owner's loops, read by the lease thread's export
+    and by the metrics endpoint."""
 
     def __init__(self) -> None:
         self.commit_ms: deque[float] = deque(maxlen=20_000)
@@ -27,6 +40,23 @@ class Stats:
         self.write_s = 0.0
         self.reconnects = 0
         self.fenced = 0
+        self.refused: Counter[str] = Counter()  # claims refused, by reason (admission)
+        self.unclaimed = 0  # live calls no process holds past their grace (all processes)
+        # One registry per owner (not the process-global one): a test process may hold two.
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.commit_lag = Histogram(
+            "sideband_commit_lag_seconds",
+            "From a turn's final frame received to its commit in Postgres.",
+            buckets=COMMIT_LAG_BUCKETS_S,
+            registry=self.registry,
+        )
+
+    def commits_record(self, lags_s: list[float]) -> None:
+        """Finished turns committed, each `lag` seconds after its final frame arrived."""
+        self.commits += len(lags_s)
+        for lag in lags_s:
+            self.commit_ms.append(lag * 1000)
+            self.commit_lag.observe(lag)
 
     @staticmethod
     def percentile(samples: list[float], pct: float) -> float | None:
@@ -36,17 +66,111 @@ class Stats:
         return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]
 
 
+class OwnerCollector(Collector):
+    """The owner's gauges and counters, read at scrape time (nothing on the hot path)."""
+
+    def __init__(self, owner: SidebandOwner) -> None:
+        self.owner = owner
+
+    def collect(self) -> Iterator[Metric]:
+        owner, stats = self.owner, self.owner.stats
+        health = owner.health()
+
+        def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+            return GaugeMetricFamily(name, doc, value=value)
+
+        def counter(name: str, doc: str, value: float) -> CounterMetricFamily:
+            return CounterMetricFamily(name, doc, value=value)
+
+        yield gauge(
+            "sideband_calls_held", "Calls whose socket this process holds.", health.calls_held
+        )
+        yield gauge(
+            "sideband_max_calls",
+            "Calls this process holds at most (SIDEBAND_MAX_CALLS).",
+            settings.SIDEBAND_MAX_CALLS,
+        )
+        yield gauge(
+            "sideband_admitting",
+            "1 while this process claims new calls, 0 while it refuses.",
+            1.0 if owner.admitting else 0.0,
+        )
+        yield counter(
+            "sideband_events", "Server events read from sideband sockets.", owner.events()
+        )
+        yield gauge(
+            "sideband_loop_lag_seconds",
+            "How late the sockets' event loop ran a 100 ms timer.",
+            health.loop_lag_s,
+        )
+        yield gauge(
+            "sideband_oldest_unwritten_seconds",
+            "Age of the oldest turn record received and not yet written.",
+            health.oldest_unwritten_s,
+        )
+        yield gauge(
+            "sideband_write_queue_depth",
+            "Write jobs queued and not yet written.",
+            owner.write_queue_depth(),
+        )
+        yield counter(
+            "sideband_reconnects", "Sideband sockets dropped and reconnected.", stats.reconnects
+        )
+        yield counter(
+            "sideband_fenced_writes",
+            "Writes refused because a newer call owns the session.",
+            stats.fenced,
+        )
+        refused = CounterMetricFamily(
+            "sideband_claims_refused", "Calls this process refused to claim.", labels=["reason"]
+        )
+        for reason in ("capacity", "loop_lag", "write_lag"):
+            refused.add_metric([reason], stats.refused[reason])
+        yield refused
+        yield gauge(
+            "sideband_unclaimed_calls",
+            "Live calls no process holds past their grace period (the same in every process).",
+            stats.unclaimed,
+        )
+
+
+def metrics_serve(owner: SidebandOwner) -> int | None:
+    """Serve the owner's metrics on the first free port from SIDEBAND_METRICS_PORT; the port,
+    or None (off, or no port free)."""
+    first = settings.SIDEBAND_METRICS_PORT
+    if not first:
+        return None
+    owner.stats.registry.register(OwnerCollector(owner))
+    for port in range(first, first + METRICS_PORTS_TRIED):
+        try:
+            start_http_server(port, settings.SIDEBAND_METRICS_ADDR, registry=owner.stats.registry)
+        except OSError:
+            continue
+        logger.info(
+            "sideband metrics on http://%s:%d/metrics", settings.SIDEBAND_METRICS_ADDR, port
+        )
+        return port
+    logger.error("sideband metrics: no free port in %d-%d", first, first + METRICS_PORTS_TRIED - 1)
+    return None
+
+
 def stats_export(owner: SidebandOwner) -> None:
     """Publish the owner's figures for a minute (renewed every lease tick)."""
     if settings.EMBEDDED:
         return
     stats = owner.stats
     samples = list(stats.commit_ms)[-5000:]  # sorted every second: the recent ones
-    conns = owner.connections()
+    health = owner.health()
     figures = {
         "owner": owner.owner_id,
-        "connections": len(conns),
-        "events": sum(c.events for c in conns) + owner.events_closed,
+        "pid": os.getpid(),
+        "metrics_port": owner.metrics_port,
+        "connections": health.calls_held,
+        "admitting": owner.admitting,
+        "refused": dict(stats.refused),
+        "loop_lag_ms": round(health.loop_lag_s * 1000, 1),
+        "oldest_unwritten_ms": round(health.oldest_unwritten_s * 1000, 1),
+        "events": owner.events(),
         "commits": stats.commits,
         "batches": stats.batches,
         "batch_calls": stats.batch_calls,

@@ -15,6 +15,7 @@ import functools
 import logging
 import time
 import zlib
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -91,53 +92,87 @@ class _CallBatch:
 
 
 class Writers:
-    """`count` writer coroutines on the I/O loop `io`, each draining a queue of its own."""
+    """`count` writer coroutines on the event loop `loop`, each draining a queue of its own.
+
+    `loop` is a loop of the writers' own (settings.SIDEBAND_WRITER_LOOP = "own", run by the
+    owner on a thread of its own), so a batch's round trips never wait for a turn of the busy
+    sockets' loop, or the sockets' loop itself ("io"). Jobs reach it through an inbox: the
+    writers' loop is woken once per burst of jobs, not once per job.
+    """
 
     def __init__(
         self,
         *,
-        io: asyncio.AbstractEventLoop,
+        loop: asyncio.AbstractEventLoop,
         count: int,
         stats: Stats,
         pusher: Pusher,
         orm: OrmThread,
     ) -> None:
-        self._io = io
+        self._loop = loop
         self._stats = stats
         self._pusher = pusher
         self._orm = orm
         self._queues: list[asyncio.Queue[Job | None]] = [asyncio.Queue() for _ in range(count)]
+        # Per shard, when each queued job was enqueued (monotonic), oldest first: the queue's
+        # jobs in the same order, popped once their batch is written.
+        self._waiting: list[deque[float]] = [deque() for _ in range(count)]
+        self._inbox: deque[tuple[Job, float]] = deque()
+        self._wake_pending = False
         self._running: list[concurrent.futures.Future[None]] = []
 
     def start(self, *, db_params: dict[str, Any] | None) -> None:
         """Start the writers; `db_params` None: embedded mode, every write by the ORM thread."""
         self._running = [
-            asyncio.run_coroutine_threadsafe(self._drain(q, WriterDb(db_params)), self._io)
-            for q in self._queues
+            asyncio.run_coroutine_threadsafe(self._drain(i, WriterDb(db_params)), self._loop)
+            for i in range(len(self._queues))
         ]
 
     def enqueue(self, job: Job) -> None:
         """Queue `job` on its call's writer (any thread)."""
-        jobs = self._queues[zlib.crc32(job.conn.call_id.encode()) % len(self._queues)]
-        try:
-            on_loop = asyncio.get_running_loop() is self._io
-        except RuntimeError:
-            on_loop = False
-        if on_loop:
-            jobs.put_nowait(job)
-        else:
-            self._io.call_soon_threadsafe(jobs.put_nowait, job)
+        self._inbox.append((job, time.monotonic()))
+        if not self._wake_pending:
+            self._wake_pending = True
+            self._loop.call_soon_threadsafe(self._transfer)
+
+    def _transfer(self) -> None:
+        """On the writers' loop: move the inbox to the shards' queues (a call keeps its shard,
+        so its writes keep their order)."""
+        self._wake_pending = False  # before draining: an enqueue after this wakes us again
+        inbox = self._inbox
+        while inbox:
+            job, queued_at = inbox.popleft()
+            shard = zlib.crc32(job.conn.call_id.encode()) % len(self._queues)
+            self._waiting[shard].append(queued_at)
+            self._queues[shard].put_nowait(job)
+
+    def oldest_unwritten_s(self, now: float) -> float:
+        """Age of the oldest job not yet written (0 when none waits; any thread)."""
+        heads = [now]
+        with contextlib.suppress(IndexError):
+            heads.append(self._inbox[0][1])
+        for waiting in self._waiting:
+            with contextlib.suppress(IndexError):
+                heads.append(waiting[0])
+        return now - min(heads)
+
+    def depth(self) -> int:
+        """Jobs queued and not yet written (any thread)."""
+        return len(self._inbox) + sum(len(w) for w in self._waiting)
 
     def stop(self, *, deadline: float) -> None:
         """Write what is queued, then stop the writers (waiting until `deadline`, monotonic)."""
+        self._loop.call_soon_threadsafe(self._transfer)
         for q in self._queues:
-            self._io.call_soon_threadsafe(q.put_nowait, None)
+            self._loop.call_soon_threadsafe(q.put_nowait, None)
         for writer in self._running:
             with contextlib.suppress(concurrent.futures.TimeoutError):
                 writer.result(max(0.0, deadline - time.monotonic()))
 
-    async def _drain(self, jobs: asyncio.Queue[Job | None], db: WriterDb) -> None:
+    async def _drain(self, shard: int, db: WriterDb) -> None:
         """Drain a shard's queue in batches: one transaction per batch."""
+        jobs = self._queues[shard]
+        waiting = self._waiting[shard]
         try:
             while True:
                 first = await jobs.get()
@@ -154,6 +189,8 @@ class Writers:
                     await self._write_batch(batch, db)
                 except Exception:
                     logger.exception("sideband write batch failed")
+                for _ in batch:
+                    waiting.popleft()
         finally:
             await db.close()
 
@@ -205,8 +242,7 @@ class Writers:
         elif isinstance(outcome, IntegrityError):
             logger.error("sideband write refused call=%s: %s", conn.call_id, outcome)
         else:
-            self._stats.commits += len(entry.done_received_at)
-            self._stats.commit_ms.extend((now - t) * 1000 for t in entry.done_received_at)
+            self._stats.commits_record([now - t for t in entry.done_received_at])
             for turn in outcome:
                 self._pusher.push(
                     conn.spec.session_public_id, {"type": "turn", "turn": turn_json(turn)}

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
 import yaml
+from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.test import Client
 from django.urls import resolve
+from django.utils import timezone
 
 from sessions_app.models import Call, Session, TranscriptTurn
 from sessions_app.selectors import iso
@@ -50,6 +53,7 @@ def test_session_state_shows_status_calls_and_secret_expiry(owner: Client) -> No
         "generation": 2,
         "callId": "rtc_two",
         "expiresAt": iso(newest.expires_at),
+        "capture": "starting",
         "calls": [
             {
                 "callId": first.call_id,
@@ -58,6 +62,7 @@ def test_session_state_shows_status_calls_and_secret_expiry(owner: Client) -> No
                 "attachedAt": None,
                 "endedAt": iso(first.ended_at),
                 "endReason": "superseded",
+                "capture": "ended",
             },
             {
                 "callId": "rtc_two",
@@ -66,6 +71,7 @@ def test_session_state_shows_status_calls_and_secret_expiry(owner: Client) -> No
                 "attachedAt": None,
                 "endedAt": None,
                 "endReason": None,
+                "capture": "starting",
             },
         ],
         "turnCount": 1,
@@ -73,6 +79,27 @@ def test_session_state_shows_status_calls_and_secret_expiry(owner: Client) -> No
     assert owner.get(f"/session/{replaced.public_id}").json()["replacedBy"] == str(
         session.public_id
     )
+
+
+def test_session_state_shows_capture_pending_for_a_call_no_worker_claimed(owner: Client) -> None:
+    # Given a live call registered longer ago than its grace, that no worker holds
+    session = SessionFactory.create(current_generation=1)
+    call = CallFactory.create(session=session, generation=1)
+    grace = dt.timedelta(seconds=django_settings.SIDEBAND_LEASE_S + 1)
+    Call.objects.filter(pk=call.pk).update(registered_at=timezone.now() - grace)
+
+    # When the page reads the session
+    body = owner.get(f"/session/{session.public_id}").json()
+
+    # Then it says capture is pending, for the session and for the call
+    assert body["capture"] == "pending"
+    assert [c["capture"] for c in body["calls"]] == ["pending"]
+
+    # And once a worker holds its lease, active
+    Call.objects.filter(pk=call.pk).update(
+        lease_owner="host:1:abc", lease_expires_at=timezone.now() + grace
+    )
+    assert owner.get(f"/session/{session.public_id}").json()["capture"] == "active"
 
 
 def test_transcript_lists_turns_in_order_with_tool_fields(owner: Client) -> None:
