@@ -66,7 +66,8 @@ class Workers:
         self.running: list[Worker] = []
         self.started: list[Worker] = []
 
-    def start(self) -> Worker:
+    def start(self, **env: str) -> Worker:
+        """A new worker process; `env`: settings of its own (e.g. SIDEBAND_MAX_CALLS)."""
         name = f"sb-{uuid.uuid4().hex[:6]}"
         log = self.log_dir / f"{name}.log"
         with log.open("wb") as out:
@@ -77,7 +78,7 @@ class Workers:
                     name=f"{name}@%h",
                 ),
                 cwd=ROOT,
-                env=self.env,
+                env={**self.env, **env},
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
