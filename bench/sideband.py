@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import datetime as dt
 import json
 import os
@@ -311,6 +312,7 @@ def main() -> None:
     )
     parser.add_argument("--capacity", type=int, default=None, help="default: calls // 2")
     parser.add_argument("--second-after", type=float, default=20.0)
+    parser.add_argument("--takeover-timeout", type=float, default=60.0)
     parser.add_argument("--readers-for", dest="calls_file")
     parser.add_argument("--ws-base")
     parser.add_argument("--api-key")
@@ -414,8 +416,14 @@ def main() -> None:
             listener = PushListener(session_ids[: args.push_sessions])
             listener.start()
             t_register = time.monotonic()
-            for session, c in zip(sessions, calls, strict=True):
-                call_register(session=session, call_id=c["call_id"])
+            # As pages do: many at once (each registration is a transaction and a dispatch).
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                list(
+                    pool.map(
+                        lambda pair: call_register(session=pair[0], call_id=pair[1]["call_id"]),
+                        zip(sessions, calls, strict=True),
+                    )
+                )
             log(f"registered {n} calls in {time.monotonic() - t_register:.1f} s")
             call_ids = [c["call_id"] for c in calls]
             (tmp / "calls.json").write_text(json.dumps(call_ids))
@@ -436,22 +444,33 @@ def main() -> None:
                     return {}
 
             held = min(n, capacity) if args.overload else n
-            wait(
-                lambda: total(workers_stats(redis_client), "connections") == held,
-                180,
-                "worker sockets",
-            )
+            try:
+                wait(
+                    lambda: total(workers_stats(redis_client), "connections") == held,
+                    180,
+                    "worker sockets",
+                )
+            except TimeoutError:
+                # Workers refusing calls (their lag past SIDEBAND_MAX_LAG_S) is a result too:
+                # measured with what they hold, `connections` says how many.
+                held = int(total(workers_stats(redis_client), "connections"))
+                log(f"only {held} of {n} calls held after 180 s; measuring those")
             wait(lambda: readers_status().get("up") == n, 120, "bare readers")
             log(f"{held} attached after {time.monotonic() - t_register:.1f} s")
             attached_rss = sum(rss_mb(w.pid) for w in workers)
             idle_rss = sum(w.idle_rss for w in workers)
             # Start the scripts spread over one turn interval, so the load is even.
             t_start = time.monotonic()
-            for i, call_id in enumerate(call_ids):
-                delay = t_start + i * args.turn_interval / n - time.monotonic()
+
+            def script_start(index: int, call_id: str) -> None:
+                delay = t_start + index * args.turn_interval / n - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
                 control(emulator.base_url, "POST", f"/_emulator/calls/{call_id}/start", {})
+
+            # Several at once: one request at a time fell behind the schedule on a busy machine.
+            with concurrent.futures.ThreadPoolExecutor(16) as pool:
+                list(pool.map(script_start, range(n), call_ids))
             time.sleep(max(0.0, t_start + args.turn_interval - time.monotonic()))
             if args.overload:
                 # Phase 1: one worker at capacity, the rest of the calls refused (queued).
@@ -472,18 +491,24 @@ def main() -> None:
                 workers.append(second)
                 t_second = time.monotonic()
                 second.wait_ready()
-                wait(
-                    lambda: total(workers_stats(redis_client), "connections") == n,
-                    120,
-                    "the second worker to take the refused calls",
-                    interval=0.2,
-                )
+                try:
+                    wait(
+                        lambda: total(workers_stats(redis_client), "connections") == n,
+                        args.takeover_timeout,
+                        "the second worker to take the refused calls",
+                        interval=0.2,
+                    )
+                except TimeoutError:
+                    # Reported, not fatal: the second worker refusing calls (too busy) is a
+                    # result too.
+                    log(f"overload: not all {n} calls held after {args.takeover_timeout} s")
                 overload = {
                     "capacity": capacity,
                     "phase1_window": (p0, p1),
                     "phase1_calls": first_calls,
                     "phase1_oldest_unwritten_ms": phase1_sampler.oldest_unwritten_ms,
                     "takeover_s": round(time.monotonic() - t_second, 1),
+                    "held_after_takeover": total(workers_stats(redis_client), "connections"),
                 }
                 log(f"overload: all {n} held {overload['takeover_s']} s after the second started")
                 time.sleep(2 * args.turn_interval)  # the taken-over calls' turns under way
@@ -601,6 +626,7 @@ def main() -> None:
                 ),
             },
             "second_worker_took_rest_s": overload["takeover_s"],
+            "held_after_takeover": overload["held_after_takeover"],
             "turns_lost_after_takeover": window["turns_measured"] - window["turns_committed"],
         }
     print(json.dumps(figures), flush=True)

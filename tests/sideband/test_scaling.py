@@ -135,8 +135,10 @@ def test_two_processes_share_calls_and_one_takes_over_when_the_other_is_killed(
         what="the other worker to own the killed worker's calls",
     )
     recovered_after = time.monotonic() - killed_at
-    for call in moved:
-        wait_for(lambda call=call: sidebands(upstream, call.call_id) == 1, what="the new socket")
+    wait_for(
+        lambda: all(sidebands(upstream, call.call_id) == 1 for call in moved),
+        what="the new sockets",
+    )
 
     # Then within 30 s, and nothing is lost or written twice
     assert recovered_after < 30
