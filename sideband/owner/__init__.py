@@ -7,18 +7,22 @@ socket read and each Postgres round trip waited for the GIL again, and the loop 
 - per call a coroutine (`connection.CallConnection`, the `websockets` client) reads frames,
   runs the pure capture (`capture_frame`), pushes transcript deltas to the page, answers
   `ItemMissing` with `conversation.item.retrieve`, and queues turn writes (`jobs`);
-- a few **writer** coroutines (`writers`, settings.SIDEBAND_WRITERS), each with its own
-  asyncio Postgres connection: calls are sharded over them by call id, so one call's writes
-  stay in order, and a writer drains its queue in batches, each one transaction of two
-  pipelined round trips (sideband.transcript.batch_run_async), whatever the number of calls;
 - the **pusher** (sideband.push.Pusher) numbering and sending live messages.
+
+A few **writer** coroutines (`writers`, settings.SIDEBAND_WRITERS) run on a **writers' loop**
+thread of their own (settings.SIDEBAND_WRITER_LOOP), so a batch's round trips never wait
+behind the socket reads; each has its own asyncio Postgres connection, calls are sharded over
+them by call id (one call's writes stay in order), and a writer drains its queue in batches,
+each one transaction of two pipelined round trips (sideband.transcript.batch_run_async),
+whatever the number of calls. Past its capacity or lag threshold (`admission`) the process
+claims no new call.
 
 Off the loop: one **ORM thread** (`orm_thread`) for what needs Django's ORM (a recovered item
 placed between two turns, call ends, embedded mode's SQLite), and one **lease thread**
 (`lease`): every SIDEBAND_POLL_S one query tells which calls the process still owns (a newer
 generation, an ended call or a lost lease closes the socket within ~1 s), every
 SIDEBAND_HEARTBEAT_S one UPDATE extends every held lease, the garbage collector is paced
-(`gc_pacing`) and the figures exported (`stats`).
+(`gc_pacing`), admission is checked and the figures exported (`stats`).
 
 Recovery never relies on broker redelivery: a dead owner's leases expire and the reconciler
 (`sideband.tasks.calls_reconcile`) dispatches the calls again.
@@ -33,7 +37,8 @@ Modules, each one concern:
 - `writers`: the writer coroutines and their asyncio Postgres connections;
 - `orm_thread`: Django's ORM off the loop, retried while the database is away;
 - `lease`: the lease thread (which calls are still ours, heartbeat);
-- `stats`, `gc_pacing`: the process's figures; short collector pauses;
+- `admission`: whether the process may claim another call (health against capacity);
+- `stats`, `gc_pacing`: the process's figures and Prometheus metrics; short collector pauses;
 - `owner`: `SidebandOwner`, which holds the calls and starts and stops all of the above;
 - `process`: the process's one owner (`owner_get`, `owner_current`, `owner_reset`).
 
