@@ -271,6 +271,9 @@ SIDEBAND_SEED_TURNS = env_int("SIDEBAND_SEED_TURNS", 8, minimum=0)
 # new call (it stops consuming the sideband queue) until it is back under the limits.
 SIDEBAND_MAX_CALLS = env_int("SIDEBAND_MAX_CALLS", 1000, minimum=1)
 SIDEBAND_MAX_LAG_S = env_float("SIDEBAND_MAX_LAG_S", 0.5, minimum=0.01)
+# Even shares: a process holding this many calls more than the least loaded live process (as
+# published in Redis every SIDEBAND_POLL_S) claims no new call either.
+SIDEBAND_SHARE_SLACK = env_int("SIDEBAND_SHARE_SLACK", 50, minimum=1)
 # The writers' event loop: "own" (a thread of their own, so a commit never waits behind the
 # socket reads) or "io" (the sockets' loop). docs/sideband.md has the measurements.
 SIDEBAND_WRITER_LOOP = env_choice("SIDEBAND_WRITER_LOOP", "own", ("own", "io"))

@@ -18,7 +18,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 
 from sideband import selectors, services
 from sideband.owner.gc_pacing import CollectorPacing
-from sideband.owner.stats import stats_export
+from sideband.owner.stats import peers_update, stats_export
 
 if TYPE_CHECKING:
     from sideband.owner.owner import SidebandOwner
@@ -38,6 +38,7 @@ def lease_loop(owner: SidebandOwner, stopped: threading.Event) -> None:
             lease_tick(owner, extend=extend)
             if extend:
                 last_extend = now
+            peers_update(owner)
             owner.admission_check()
             if now - last_count >= settings.SIDEBAND_RECONCILE_S:
                 owner.stats.unclaimed = selectors.calls_unclaimed_count()

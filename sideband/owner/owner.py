@@ -4,6 +4,7 @@ stops the loop and threads (see the package docstring for the layout)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -24,7 +25,7 @@ from sideband.owner.jobs import EndJob, TurnsJob
 from sideband.owner.lease import lease_loop
 from sideband.owner.orm_thread import OrmThread
 from sideband.owner.spec import CallSpec
-from sideband.owner.stats import Stats, metrics_serve
+from sideband.owner.stats import Stats, metrics_serve, peers_leave
 from sideband.owner.writers import Writers
 from sideband.push import Pusher
 from sideband.transcript import connect_params
@@ -46,6 +47,7 @@ class SidebandOwner:
         self.events_closed = 0  # events read by the calls no longer held
         self.metrics_port: int | None = None
         self.loop_lag_s = 0.0
+        self.least_peer_held: int | None = None  # the least loaded other process (stats)
         # Admission: False while this process claims no new call; the callback (set by
         # sideband.tasks) tells the Celery worker to stop or resume consuming the queue.
         self.admitting = True
@@ -112,6 +114,7 @@ class SidebandOwner:
             calls_held=held,
             loop_lag_s=self.loop_lag_s,
             oldest_unwritten_s=self._writers.oldest_unwritten_s(time.monotonic()),
+            least_peer_held=self.least_peer_held,
         )
 
     def claim_refusal(self) -> str | None:
@@ -228,6 +231,8 @@ class SidebandOwner:
         self._writers.stop(deadline=deadline)
         self._orm.shutdown()
         self._stopped.set()
+        with contextlib.suppress(Exception):  # Redis away: the entry goes stale by itself
+            peers_leave(self)
         released: list[tuple[str, int]] = []
         if handback:
             try:

@@ -124,7 +124,7 @@ class OwnerCollector(Collector):
         refused = CounterMetricFamily(
             "sideband_claims_refused", "Calls this process refused to claim.", labels=["reason"]
         )
-        for reason in ("capacity", "loop_lag", "write_lag"):
+        for reason in ("capacity", "share", "loop_lag", "write_lag"):
             refused.add_metric([reason], stats.refused[reason])
         yield refused
         yield gauge(
@@ -152,6 +152,45 @@ def metrics_serve(owner: SidebandOwner) -> int | None:
         return port
     logger.error("sideband metrics: no free port in %d-%d", first, first + METRICS_PORTS_TRIED - 1)
     return None
+
+
+# Every process publishes the calls it holds in one hash; an entry older than this is a
+# process gone (its field is dropped after PEER_FORGET_S).
+PEERS_KEY = "sideband:held"
+PEER_FRESH_S = 3.0
+PEER_FORGET_S = 60.0
+
+
+def peers_update(owner: SidebandOwner) -> None:
+    """Publish the calls this process holds, and read the least any other live process holds
+    (`owner.least_peer_held`, for admission's even shares). One round trip per tick."""
+    if settings.EMBEDDED:
+        return
+    now = time.time()
+    held = owner.health().calls_held
+    pipe = _redis().pipeline(transaction=False)
+    pipe.hset(PEERS_KEY, owner.owner_id, json.dumps({"held": held, "at": now}))
+    pipe.hgetall(PEERS_KEY)
+    _, entries = pipe.execute()
+    fresh_s = max(PEER_FRESH_S, 3 * settings.SIDEBAND_POLL_S)
+    peers: list[int] = []
+    for raw_owner, raw in entries.items():
+        peer_id = raw_owner.decode() if isinstance(raw_owner, bytes) else raw_owner
+        if peer_id == owner.owner_id:
+            continue
+        entry = json.loads(raw)
+        age = now - float(entry["at"])
+        if age < fresh_s:
+            peers.append(int(entry["held"]))
+        elif age > PEER_FORGET_S:
+            _redis().hdel(PEERS_KEY, peer_id)
+    owner.least_peer_held = min(peers) if peers else None
+
+
+def peers_leave(owner: SidebandOwner) -> None:
+    """This process holds nothing any more (shutdown): drop its entry."""
+    if not settings.EMBEDDED:
+        _redis().hdel(PEERS_KEY, owner.owner_id)
 
 
 def stats_export(owner: SidebandOwner) -> None:
