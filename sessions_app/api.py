@@ -16,6 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import RegexValidator
 from django.http import HttpRequest
 from drf_spectacular.types import OpenApiTypes
@@ -76,12 +77,21 @@ class SettingChoiceField(StrictCharField):
         return value
 
 
+class FullMatchValidator(RegexValidator):
+    """A RegexValidator that matches the whole value: `$` alone lets a trailing newline
+    through (`"rtc_abc\n"`). The schema shows the pattern (drf-spectacular reads `regex`)."""
+
+    def __call__(self, value: Any) -> None:
+        if not self.regex.fullmatch(str(value)):
+            raise DjangoValidationError(self.message, code=self.code, params={"value": value})
+
+
 class CallIdField(StrictCharField):
     """A Realtime call id; the schema shows its pattern and length."""
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", CALL_ID_MAX)
-        validator = RegexValidator(CALL_ID_RE, "Must be a Realtime call id (rtc_...).")
+        validator = FullMatchValidator(CALL_ID_RE, "Must be a Realtime call id (rtc_...).")
         kwargs.setdefault("validators", [validator])
         super().__init__(**kwargs)
 

@@ -21,6 +21,7 @@ from rest_framework.utils.mediatypes import _MediaType
 # The API's bodies are flat objects; a little room for clients that wrap things.
 MAX_BODY_DEPTH: Final = 8
 _UTF8: Final = frozenset({"utf-8", "utf8"})
+_TOO_DEEP: Final = f"The body is nested deeper than {MAX_BODY_DEPTH} levels."
 
 
 class StrictJSONParser(JSONParser):
@@ -41,9 +42,11 @@ class StrictJSONParser(JSONParser):
             # instead of Python's recursion.
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
+            if "depth limit" in str(exc):  # orjson's own limit (1024), far past ours
+                raise ParseError(_TOO_DEEP) from None
             raise ParseError(f"The body is not valid UTF-8 JSON: {exc}.") from None
         if json_depth(data) > MAX_BODY_DEPTH:
-            raise ParseError(f"The body is nested deeper than {MAX_BODY_DEPTH} levels.")
+            raise ParseError(_TOO_DEEP)
         return data
 
 
