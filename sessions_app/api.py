@@ -82,7 +82,7 @@ class FullMatchValidator(RegexValidator):
     through (`"rtc_abc\n"`). The schema shows the pattern (drf-spectacular reads `regex`)."""
 
     def __call__(self, value: Any) -> None:
-        if not self.regex.fullmatch(str(value)):
+        if not re.compile(self.regex).fullmatch(str(value)):
             raise DjangoValidationError(self.message, code=self.code, params={"value": value})
 
 

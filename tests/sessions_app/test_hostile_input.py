@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from django.test import Client
@@ -141,7 +141,7 @@ def test_whitespace_and_wrong_types_are_400s_never_trimmed_or_coerced(
 def test_a_transcript_query_out_of_range_or_unknown_is_a_400(
     owner: Client, query: str, field: str
 ) -> None:
-    session = SessionFactory()
+    session = cast(Session, SessionFactory())
 
     response = owner.get(f"/session/{session.public_id}/transcript?{query}")
 
