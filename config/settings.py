@@ -240,10 +240,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SERVE_INCLUDE_SCHEMA": False,
     # Adds the error bodies every operation documents and closes the request objects
-    # (sessions_app.openapi).
+    # (sessions_app.schema).
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "sessions_app.openapi.schema_postprocess",
+        "sessions_app.schema.schema_postprocess",
     ],
 }
 

@@ -23,7 +23,7 @@ from extraction.selectors import run_wait
 from extraction.services import NothingToExtract, extraction_request, profile_payload
 from sessions_app import auth
 from sessions_app.api import ClientAPIView, SessionIdField, StrictInputSerializer
-from sessions_app.openapi import BODY_ERRORS, errors, uuid_path
+from sessions_app.schema import BODY_ERRORS, errors, uuid_path
 
 _PROFILE_SCHEMA = inline_serializer(
     "ExtractedProfile",

@@ -5,7 +5,7 @@ service or selector, serialise. Bad input is a 400 naming the field, with nothin
 
 Input is strict: JSON types are not coerced, strings are not trimmed (`" marin"` and
 `"rtc_abc\n"` are 400s, never stored trimmed), and a field the endpoint does not know is a 400
-naming it. The OpenAPI schema says all of it (sessions_app.openapi).
+naming it. The OpenAPI schema says all of it (sessions_app.schema).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from sessions_app import auth, ratelimit, selectors, services, upstream
 from sessions_app.models import Call, Session, TranscriptTurn
-from sessions_app.openapi import BODY_ERRORS, RETRY_AFTER, UPSTREAM_ERRORS, errors, uuid_path
+from sessions_app.schema import BODY_ERRORS, RETRY_AFTER, UPSTREAM_ERRORS, errors, uuid_path
 
 # OpenAI call ids: `rtc_` then letters, digits and underscores (e.g. `rtc_u1_9c6574da...`).
 CALL_ID_RE = re.compile(r"^rtc_[A-Za-z0-9][A-Za-z0-9_]*$")
@@ -62,7 +62,7 @@ class StrictBooleanField(serializers.BooleanField):
 
 class SettingChoiceField(StrictCharField):
     """One of the values of a list setting (read per request, so the environment rules); the
-    schema shows them as an enum (sessions_app.openapi.SettingChoiceFieldExtension)."""
+    schema shows them as an enum (sessions_app.schema.SettingChoiceFieldExtension)."""
 
     def __init__(self, *, setting: str, what: str, **kwargs: Any) -> None:
         self.setting = setting
