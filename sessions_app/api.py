@@ -241,11 +241,10 @@ class SessionCreateView(ClientAPIView):
         serializer = self.InputSerializer(data=self.body(request))
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        ratelimit.rate_limit_hit(
-            scope="create",
-            key=auth.client_rate_key(request),
-            limit=settings.RATE_LIMIT_CREATE_PER_MINUTE,
-        )
+        for key in auth.client_create_rate_keys(request):
+            ratelimit.rate_limit_hit(
+                scope="create", key=key, limit=settings.RATE_LIMIT_CREATE_PER_MINUTE
+            )
         # A browser without a (well-formed) credential gets a new one with its first session.
         owner_hash = auth.client_hash(request)
         new_credential = None

@@ -149,6 +149,34 @@ def test_a_transcript_query_out_of_range_or_unknown_is_a_400(
     assert list(response.json()) == [field]
 
 
+# --- Invented credentials ---------------------------------------------------------------
+
+
+def test_invented_credentials_buy_no_fresh_rate_limit_budget(upstream: Any, settings: Any) -> None:
+    settings.RATE_LIMIT_CREATE_PER_MINUTE = 2
+    answers = []
+    for n in range(3):
+        client = Client()
+        client.cookies[settings.CLIENT_COOKIE_NAME] = f"invented-{n}-" + "x" * 40
+        answers.append(post_json(client, "/session", POST_ENDPOINTS["/session"]).status_code)
+
+    assert answers == [201, 201, 429]
+    assert Session.objects.count() == 2
+
+
+def test_an_invented_credential_owns_only_what_it_creates(upstream: Any, owner: Client) -> None:
+    theirs = cast(Session, SessionFactory())  # the owner's
+    inventor = Client()
+    inventor.cookies["rt_client"] = "invented-" + "y" * 40
+
+    mine = post_json(inventor, "/session", POST_ENDPOINTS["/session"])
+
+    assert mine.status_code == 201
+    assert inventor.get(f"/session/{mine.json()['sessionId']}").status_code == 200
+    assert inventor.get(f"/session/{theirs.public_id}").status_code == 404
+    assert owner.get(f"/session/{mine.json()['sessionId']}").status_code == 404
+
+
 # --- The schema -------------------------------------------------------------------------------
 
 # What each operation may answer besides success (the views and the exception handler).
