@@ -6,7 +6,6 @@ The writer tests run on real Postgres (SQLite would store a NUL and hide the fai
 
 from __future__ import annotations
 
-import asyncio
 import json
 from io import StringIO
 from pathlib import Path
@@ -19,11 +18,7 @@ from sessions_app.models import Call, Session, TranscriptTurn
 from sideband.capture import CaptureState, Op, TurnUpsert, capture_frame
 from sideband.capture.storable import REPLACEMENT, text_storable
 from sideband.transcript import (
-    BatchOutcome,
     Refused,
-    batch_run_async,
-    connect_async,
-    connect_params,
     turns_apply_batch,
 )
 from tests.sideband.helpers import (
@@ -37,6 +32,7 @@ from tests.sideband.helpers import (
     wait_for,
 )
 from tests.sideband.test_transcript import live_call, user
+from tests.sideband.test_transcript_async import batch_async
 
 if TYPE_CHECKING:
     from realtime_emulator.testing import EmulatorServer
@@ -176,19 +172,6 @@ def test_a_call_whose_every_record_is_refused_is_refused_alone() -> None:
     assert not TranscriptTurn.objects.filter(session=hostile.session).exists()
 
 
-def _batch_async(writes: list[tuple[Call, list[Op]]]) -> list[BatchOutcome]:
-    params = connect_params()
-
-    async def write() -> list[BatchOutcome]:
-        aconn = await connect_async(params)
-        try:
-            return await batch_run_async(aconn, writes=writes)
-        finally:
-            await aconn.close()
-
-    return asyncio.run(write())
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("bad", [NUL, SURROGATE], ids=["nul", "surrogate"])
 def test_an_unstorable_record_in_the_async_batch_is_left_to_the_per_call_path(bad: str) -> None:
@@ -198,7 +181,7 @@ def test_an_unstorable_record_in_the_async_batch_is_left_to_the_per_call_path(ba
         (neighbour, [user("item_n", None, "clean")]),
     ]
 
-    outcomes = _batch_async(writes)
+    outcomes = batch_async(writes)
 
     # The batch's transaction is rolled back whole; the worker then writes each call on the
     # ORM thread (what SidebandOwner._turns_write does with a None outcome).
@@ -220,7 +203,7 @@ def test_the_async_batch_stores_captured_nul_replaced_with_its_neighbour() -> No
         (neighbour, captured(frames("item_n", "clean", "item_na", "answer"))),
     ]
 
-    outcomes = _batch_async(writes)
+    outcomes = batch_async(writes)
 
     assert [len(cast(list, outcome)) for outcome in outcomes] == [2, 2]
     assert stored(hostile.session) == [
