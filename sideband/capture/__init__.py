@@ -62,7 +62,7 @@ from sideband.capture.ops import (
     TurnDelta,
     TurnUpsert,
 )
-from sideband.capture.storable import event_storable, frame_is_clean
+from sideband.capture.storable import frame_is_clean, json_storable
 
 __all__ = [
     "ASSISTANT",
@@ -117,7 +117,7 @@ def capture_event(state: CaptureState, event: dict[str, Any]) -> list[Op]:
     if not isinstance(event, dict):
         return _malformed(state, event, "not an event object")
     try:
-        storable = event_storable(event)
+        storable = json_storable(event)
     except RecursionError:  # nested deeper than any event: not one
         return _malformed(state, event, "nested too deep")
     return _capture(state, storable)

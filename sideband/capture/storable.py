@@ -1,5 +1,6 @@
 """The rule for text entering the transcript: what Postgres cannot store is replaced, once,
-where the text enters (the capture), so every database and every path sees the same text.
+where the text enters (the capture; the profile extraction's model output too), so every
+database and every path sees the same text.
 
 The rule: in every string of a server event (item ids, transcripts, tool arguments and
 outputs, error messages...), each character Postgres refuses in a `text` column becomes
@@ -33,20 +34,21 @@ def text_storable(value: str) -> str:
     return _UNSTORABLE.sub(REPLACEMENT, value)
 
 
-def event_storable(value: Any) -> Any:
-    """Every string in a parsed JSON value (dict values, list items) made storable."""
+def json_storable(value: Any) -> Any:
+    """Every string in a parsed JSON value (dict values, list items) made storable: a server
+    event here, the extraction's model output in extraction.schema.profile_parse."""
     if isinstance(value, str):
         return text_storable(value)
     if isinstance(value, dict):
-        return {key: event_storable(item) for key, item in value.items()}
+        return {key: json_storable(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [event_storable(item) for item in value]
+        return [json_storable(item) for item in value]
     return value
 
 
 def frame_is_clean(raw: str | bytes) -> bool:
     """True when a frame that orjson parsed holds no unstorable character, so the walk of
-    `event_storable` can be skipped (almost every frame): orjson refuses lone surrogates and
+    `json_storable` can be skipped (almost every frame): orjson refuses lone surrogates and
     raw control characters, so only a `\\u0000` escape can bring one in."""
     if isinstance(raw, bytes):
         return _NUL_ESCAPE_BYTES not in raw
