@@ -42,6 +42,8 @@ def main() -> None:
     args = parser.parse_args()
     database_ensure(os.environ.get("DATABASE_URL", ""), fresh=args.fresh_db)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    # The benchmark's own process is a development tool (the workers it starts run DEBUG=0).
+    os.environ.setdefault("DEBUG", "1")
     import django
 
     django.setup()

@@ -329,6 +329,8 @@ def main() -> None:
     queue = f"sideband-bench-{uuid.uuid4().hex[:8]}"
     os.environ["SIDEBAND_QUEUE"] = queue
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    # The benchmark's own process is a development tool (the workers it starts run DEBUG=0).
+    os.environ.setdefault("DEBUG", "1")
     import django
 
     django.setup()
