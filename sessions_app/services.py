@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from extraction.instructions import profile_carry_instructions, session_instructions
@@ -149,11 +149,19 @@ def _session_close_locked(*, session: Session, reason: str) -> Session | None:
     )
     if closed == 0:
         return None
-    Call.objects.filter(session_id=session.pk, ended_at__isnull=True).update(
-        ended_at=now, end_reason=Call.EndReason.SESSION_CLOSED
+    _calls_end(
+        calls=Call.objects.filter(session_id=session.pk), reason=Call.EndReason.SESSION_CLOSED
     )
     session.refresh_from_db()
     return session
+
+
+def _calls_end(*, calls: QuerySet[Call], reason: str) -> None:
+    """End the live calls of `calls`: the page is told and the upstream hangs them up, after
+    commit (what a call end does is the sideband app's one rule: sideband.services.calls_end)."""
+    from sideband.services import calls_end
+
+    calls_end(calls=calls, reason=reason)
 
 
 def _call_own_dispatch(call_id: str, generation: int) -> None:
@@ -190,9 +198,8 @@ def call_register(*, session: Session, call_id: str) -> tuple[Call, bool]:
                 .values_list("current_generation", flat=True)
                 .get()
             )
-            Call.objects.filter(session=session, ended_at__isnull=True).update(
-                ended_at=timezone.now(), end_reason=Call.EndReason.SUPERSEDED
-            )
+            # The older call stops here: fenced out, its page told, hung up upstream.
+            _calls_end(calls=Call.objects.filter(session=session), reason=Call.EndReason.SUPERSEDED)
             call = Call.objects.create(
                 call_id=call_id,
                 session=session,

@@ -15,6 +15,7 @@ from celery import shared_task
 from celery.signals import worker_shutdown
 from django.db import connection
 
+from sessions_app import upstream
 from sideband import selectors, services
 from sideband.owner.process import owner_current, owner_get
 
@@ -66,6 +67,27 @@ def calls_reconcile() -> int:
         call_own.apply_async(args=(item.call_id, item.generation), kwargs={"dispatch": item.token})
     connection.close()
     return len(dispatches)
+
+
+@shared_task(
+    name="sideband.tasks.call_hangup",
+    ignore_result=True,
+    autoretry_for=(upstream.UpstreamError,),
+    retry_backoff=1,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=10,
+    time_limit=60,
+)
+def call_hangup(call_id: str) -> bool:
+    """Hang the call up upstream (after we ended it: superseded, abandoned, session closed).
+
+    Safe to run twice: a call the upstream no longer knows counts as hung up. Retried with
+    backoff while the upstream is unreachable, rate-limiting or failing.
+    """
+    hung_up = upstream.call_hangup(call_id=call_id)
+    logger.info("call_hangup: call=%s %s", call_id, "hung up" if hung_up else "already gone")
+    return hung_up
 
 
 @worker_shutdown.connect

@@ -5,6 +5,7 @@ import { ApiError, api } from "./api.js";
 import { LiveSocket } from "./live.js";
 import { ProfileCard, profileFetch } from "./profile.js";
 import { callOpen, clientEvents, dataChannelOpen, microphoneOpen } from "./rtc.js";
+import { SupersededBanner } from "./superseded.js";
 import { Transcript } from "./transcript.js";
 import { AlertBox, ConnectionIndicator, EventLog, errorMessage } from "./ui.js";
 
@@ -78,9 +79,11 @@ const alertBox = new AlertBox({
 });
 const showAlert = (message, options) => alertBox.show(message, options);
 const hideAlert = () => alertBox.hide();
+const superseded = new SupersededBanner(el.alert, { onTakeBack: () => renew({ automatic: false }) });
 
 function dataChannelReady() {
-  return state.call !== null && state.call.dc.readyState === "open";
+  // A call taken over by another window is hung up: nothing sent on it would be recorded.
+  return state.call !== null && state.call.dc.readyState === "open" && !superseded.shown;
 }
 
 function updateControls() {
@@ -158,7 +161,7 @@ function tick() {
   const callAge = state.call ? now - state.call.startedAt : 0;
   const callLimit = config.sessionMaxS * 1000 - marginMs;
   const due = remaining <= marginMs || (state.call !== null && callAge >= callLimit);
-  if (due && state.busy === null && now >= state.autoRenewAfter) {
+  if (due && state.busy === null && now >= state.autoRenewAfter && !superseded.shown) {
     log("page", "auto-renew", remaining <= marginMs ? "key about to expire" : "call near its time limit");
     renew({ automatic: true });
   }
@@ -237,7 +240,15 @@ function callEnded(msg) {
   const callId = msg.callId ?? msg.call_id ?? null;
   // Only the current call's end matters: an older call ends whenever it is replaced (renew,
   // reload), and that is expected.
-  if (msg.reason === "superseded" || !state.call || (callId && callId !== state.call.callId)) {
+  if (!state.call || (callId && callId !== state.call.callId)) return;
+  if (msg.reason === "superseded") {
+    // Our own renew replaces our call too; only a call this page did not replace moved away.
+    if (state.busy !== null) return;
+    callClose();
+    hideAlert();
+    superseded.show();
+    setConnection("ended");
+    updateControls();
     return;
   }
   if (msg.reason === "session_expired" || msg.reason === "secret_expired") {
@@ -437,6 +448,7 @@ function renew({ automatic }) {
         const mintedAt = Date.now();
         const { data } = await api("POST", "/session/renew", { sessionId: state.sessionId });
         log("server", "renewed", automatic ? "automatic" : "on demand");
+        superseded.hide();
         await callConnect({
           clientSecret: data.clientSecret,
           expiresAt: data.expiresAt,
