@@ -8,8 +8,9 @@ from typing import Any, Literal
 
 from .errors import ApiError, invalid_type, invalid_value
 
-TranscriptionMode = Literal["completed", "failed"]
-TRANSCRIPTION_MODES: tuple[TranscriptionMode, ...] = ("completed", "failed")
+# "never": the transcription is lost upstream: no event, and the item's transcript stays null.
+TranscriptionMode = Literal["completed", "failed", "never"]
+TRANSCRIPTION_MODES: tuple[TranscriptionMode, ...] = ("completed", "failed", "never")
 
 
 @dataclass

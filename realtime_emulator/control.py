@@ -130,7 +130,10 @@ async def user_text(request: web.Request) -> web.Response:
     text = body.get("text")
     if not isinstance(text, str):
         raise invalid_type("text", "a string", text)
-    return json_response({"item_id": call.user_text(text)})
+    respond = body.get("respond", True)
+    if not isinstance(respond, bool):
+        raise invalid_type("respond", "a boolean", respond)
+    return json_response({"item_id": call.user_text(text, respond=respond)})
 
 
 async def user_audio(request: web.Request) -> web.Response:

@@ -69,6 +69,12 @@ class Session(models.Model):
                 name="session_owner_active_idx",
                 condition=Q(status="active"),
             ),
+            # Serves the idle sweep (sessions_close_idle): open sessions untouched since a cutoff.
+            models.Index(
+                fields=["updated_at"],
+                name="session_active_updated_idx",
+                condition=Q(status="active"),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -24,7 +24,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from sessions_app.models import Call, Session
+from sessions_app.models import Call, Session, TranscriptTurn
 
 logger = logging.getLogger(__name__)
 
@@ -258,3 +258,52 @@ def calls_reconcile(*, limit: int = 500) -> list[Dispatch]:
                 Dispatch(call_id=call.call_id, generation=call.generation, token=token)
             )
     return dispatches
+
+
+def turns_close_out(*, limit: int = 500) -> int:
+    """Close out spoken turns still waiting for a transcript whose call is over: nobody will
+    ever write them again (a held call's are closed out by its owner: sideband.owner.upkeep).
+    Their words were not transcribed; the page is told. Returns how many.
+
+    Each is a conditional UPDATE (still in progress without text), so a transcript that lands
+    meanwhile wins; running twice changes nothing more.
+    """
+    wait_s = 2 * settings.SIDEBAND_TRANSCRIPT_WAIT_S
+    now = timezone.now()
+    waiting = (
+        TranscriptTurn.objects.filter(
+            role=TranscriptTurn.Role.USER,
+            status=TranscriptTurn.Status.IN_PROGRESS,
+            text__isnull=True,
+            updated_at__lt=now - dt.timedelta(seconds=wait_s),
+        )
+        .filter(Q(call__isnull=True) | Q(call__ended_at__isnull=False))
+        .order_by("pk")[:limit]
+    )
+    reason = f"not transcribed: no transcript within {wait_s:g} s"
+    closed: list[int] = []
+    with transaction.atomic():
+        for pk in waiting.values_list("pk", flat=True):
+            if TranscriptTurn.objects.filter(
+                pk=pk, status=TranscriptTurn.Status.IN_PROGRESS, text__isnull=True
+            ).update(
+                status=TranscriptTurn.Status.UNTRANSCRIBED,
+                status_reason=reason,
+                completed_at=now,
+                updated_at=now,
+            ):
+                closed.append(pk)
+        if closed:
+            transaction.on_commit(functools.partial(_turns_announce, closed))
+    return len(closed)
+
+
+def _turns_announce(pks: list[int]) -> None:
+    from sessions_app.selectors import turn_json
+    from sideband.push import push_to_session_public_id
+
+    for turn in TranscriptTurn.objects.filter(pk__in=pks).select_related("call", "session"):
+        push_to_session_public_id(
+            session_public_id=str(turn.session.public_id),
+            payload={"type": "turn", "turn": turn_json(turn)},
+        )

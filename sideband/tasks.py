@@ -16,6 +16,7 @@ from celery.signals import worker_shutdown
 from django.db import connection
 
 from sessions_app import upstream
+from sessions_app.services import sessions_close_idle
 from sideband import selectors, services
 from sideband.owner.process import owner_current, owner_get
 
@@ -88,6 +89,22 @@ def call_hangup(call_id: str) -> bool:
     hung_up = upstream.call_hangup(call_id=call_id)
     logger.info("call_hangup: call=%s %s", call_id, "hung up" if hung_up else "already gone")
     return hung_up
+
+
+@shared_task(name="sideband.tasks.sessions_close_idle", ignore_result=True, time_limit=60)
+def sessions_close_idle_task() -> int:
+    """Celery beat: close the sessions nobody has used for SESSION_IDLE_CLOSE_S."""
+    closed = sessions_close_idle()
+    connection.close()
+    return closed
+
+
+@shared_task(name="sideband.tasks.turns_close_out", ignore_result=True, time_limit=60)
+def turns_close_out() -> int:
+    """Celery beat: spoken turns of ended calls that never got their transcript."""
+    closed = services.turns_close_out()
+    connection.close()
+    return closed
 
 
 @worker_shutdown.connect

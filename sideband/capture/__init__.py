@@ -41,6 +41,8 @@ from typing import Any
 import orjson
 
 from sideband.capture.handlers import HANDLERS
+from sideband.capture.hints import hints_apply, retrieve_event_id
+from sideband.capture.items import transcript_close_out
 from sideband.capture.ops import (
     ASSISTANT,
     COMPLETED,
@@ -51,6 +53,7 @@ from sideband.capture.ops import (
     TERMINAL_ERROR_CODES,
     TOOL_CALL,
     TOOL_OUTPUT,
+    UNTRANSCRIBED,
     USER,
     CallEnded,
     CaptureState,
@@ -71,6 +74,7 @@ __all__ = [
     "TERMINAL_ERROR_CODES",
     "TOOL_CALL",
     "TOOL_OUTPUT",
+    "UNTRANSCRIBED",
     "USER",
     "CallEnded",
     "CaptureState",
@@ -81,6 +85,9 @@ __all__ = [
     "TurnUpsert",
     "capture_event",
     "capture_frame",
+    "hints_apply",
+    "retrieve_event_id",
+    "transcript_close_out",
 ]
 
 logger = logging.getLogger(__name__)

@@ -19,6 +19,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 from sideband import services
 from sideband.owner.gc_pacing import CollectorPacing
 from sideband.owner.stats import stats_export
+from sideband.owner.upkeep import calls_abandoned_end, calls_upkeep
 
 if TYPE_CHECKING:
     from sideband.owner.owner import SidebandOwner
@@ -38,6 +39,7 @@ def lease_loop(owner: SidebandOwner, stopped: threading.Event) -> None:
             lease_tick(owner, extend=extend)
             if extend:
                 last_extend = now
+            upkeep_tick(owner)
             stats_export(owner)
         except (OperationalError, InterfaceError) as exc:
             # Postgres restarting, a connection killed: the next tick connects again.
@@ -48,6 +50,13 @@ def lease_loop(owner: SidebandOwner, stopped: threading.Event) -> None:
             close_old_connections()
             connection.close()
     connection.close()
+
+
+def upkeep_tick(owner: SidebandOwner) -> None:
+    """The held calls' upkeep (sideband.owner.upkeep): abandoned calls end here, the rest runs
+    on the I/O loop, which owns the capture state."""
+    calls_abandoned_end(owner)
+    owner.io.call_soon_threadsafe(calls_upkeep, owner)
 
 
 def lease_tick(owner: SidebandOwner, *, extend: bool = True) -> None:

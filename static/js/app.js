@@ -3,6 +3,7 @@
 
 import { ApiError, api } from "./api.js";
 import { LiveSocket } from "./live.js";
+import { PageReports } from "./reports.js";
 import { ProfileCard, profileFetch } from "./profile.js";
 import { callOpen, clientEvents, dataChannelOpen, microphoneOpen } from "./rtc.js";
 import { SupersededBanner } from "./superseded.js";
@@ -60,6 +61,7 @@ const state = {
   busy: null, // the running start/renew, so a second click joins it
   extracting: false,
   live: null,
+  reports: null, // what the page reports on the live socket (item ids seen, presence)
   autoRenewAfter: 0,
   appliedProfileVersion: null,
   hadSession: null, // what updateControls last laid the panel out for
@@ -183,6 +185,7 @@ function keyExpirySet(expiresAt, mintedAt) {
 
 function liveOpen(sessionId) {
   state.live?.close();
+  state.reports?.close();
   state.live = new LiveSocket(sessionId, {
     onMessage: liveMessage,
     onGap: transcriptReread,
@@ -196,6 +199,7 @@ function liveOpen(sessionId) {
       }
     },
   });
+  state.reports = new PageReports(state.live, config.presenceIntervalS);
 }
 
 function liveMessage(msg) {
@@ -307,6 +311,7 @@ async function callConnect({ clientSecret, expiresAt, mintedAt, instructions }) 
   await microphoneEnsure();
   const previous = state.call;
   let opened = null;
+  let callIdOpened = null;
   const { pc, dc, callId } = await callOpen({
     baseUrl: config.upstreamBaseUrl,
     clientSecret,
@@ -315,7 +320,11 @@ async function callConnect({ clientSecret, expiresAt, mintedAt, instructions }) 
       el.audio.srcObject = stream;
       el.audio.play().catch(audioUnblockOnClick);
     },
-    onEvent: dataChannelEvent,
+    onEvent: (event) => {
+      dataChannelEvent(event);
+      // The call id is known once the upstream answered; items come after that.
+      if (callIdOpened) state.reports?.itemEvent(callIdOpened, event);
+    },
     onState: (connectionState) => {
       log("webrtc", connectionState);
       if (state.call === null || state.call.pc !== opened) return;
@@ -330,6 +339,7 @@ async function callConnect({ clientSecret, expiresAt, mintedAt, instructions }) 
     },
   });
   opened = pc;
+  callIdOpened = callId;
   log("upstream", "call answered", callId);
   try {
     await api("POST", "/session/call", { sessionId: state.sessionId, callId });
@@ -514,6 +524,8 @@ function sessionForget() {
   callClose();
   state.live?.close();
   state.live = null;
+  state.reports?.close();
+  state.reports = null;
   state.sessionId = null;
   state.expiresAt = null;
   state.serverExpiresAt = null;

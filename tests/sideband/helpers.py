@@ -121,9 +121,14 @@ class Workers:
 
 
 @contextmanager
-def workers_running(*, emulator_server: EmulatorServer, log_dir: Path) -> Iterator[Workers]:
+def workers_running(
+    *, emulator_server: EmulatorServer, log_dir: Path, **env_overrides: str
+) -> Iterator[Workers]:
     """A pool of real worker processes on this run's test DB, Redis db and emulator."""
-    env = process_env(emulator_server=emulator_server, SIDEBAND_AUTH="client_secret", **WORKER_ENV)
+    env = process_env(
+        emulator_server=emulator_server,
+        **{"SIDEBAND_AUTH": "client_secret", **WORKER_ENV, **env_overrides},
+    )
     # Stale tasks of an earlier run must not reach this run's workers.
     redis.Redis.from_url(django_settings.REDIS_URL).flushdb()
     pool = Workers(env=env, log_dir=log_dir)
@@ -201,10 +206,10 @@ def reply(text: str) -> str:
     return f'You said: "{text}".'
 
 
-def user_text(upstream: EmulatorServer, call: Call, text: str) -> str:
-    """A typed user turn and its answer on the emulator call; the user item's id."""
+def user_text(upstream: EmulatorServer, call: Call, text: str, *, respond: bool = True) -> str:
+    """A typed user turn and (with `respond`) its answer on the emulator call; the item's id."""
     path = f"/_emulator/calls/{call.call_id}/user-text"
-    return str(upstream.control("POST", path, {"text": text})["item_id"])
+    return str(upstream.control("POST", path, {"text": text, "respond": respond})["item_id"])
 
 
 def user_audio(upstream: EmulatorServer, call: Call, transcript: str, **extra: str) -> str:

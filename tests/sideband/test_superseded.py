@@ -17,6 +17,7 @@ from sessions_app.models import Call
 from sideband.tasks import call_hangup
 from tests.sideband.helpers import (
     Worker,
+    Workers,
     attached,
     call_start,
     emulator_call,
@@ -105,7 +106,7 @@ def test_hanging_up_twice_is_harmless(upstream: EmulatorServer) -> None:
 
 
 def test_a_failed_hangup_is_retried_until_the_upstream_answers(
-    worker: Worker, upstream: EmulatorServer
+    workers: Workers, worker: Worker, upstream: EmulatorServer
 ) -> None:
     call_id = synthetic_call(upstream)["call_id"]
     upstream.control("POST", "/_emulator/faults", {"endpoint": "hangup", "status": 503, "times": 2})
@@ -117,4 +118,5 @@ def test_a_failed_hangup_is_retried_until_the_upstream_answers(
         timeout=20,
         what="the hangup to succeed on its third try",
     )
-    assert worker.log_text().count(f"call_hangup: call={call_id} hung up") == 1
+    logs = "".join(w.log_text() for w in workers.started)
+    assert logs.count(f"call_hangup: call={call_id} hung up") == 1
