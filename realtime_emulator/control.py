@@ -48,6 +48,8 @@ def _summary(call: Call) -> dict[str, Any]:
         "status": call.status,
         "end_reason": call.end_reason,
         "sidebands": call.sideband_count,
+        # A browser's data channel (WebRTC calls): 0 once the browser has gone.
+        "datachannels": sum(1 for s in call.subscribers if s.kind == "datachannel"),
     }
 
 

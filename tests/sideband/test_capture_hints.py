@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from sideband.capture import CaptureState, ItemMissing, TurnUpsert, hints_apply, retrieve_event_id
-from tests.sideband.test_capture import added, assistant, ev, run, user_text
+from sideband.capture import (
+    CaptureState,
+    ItemMissing,
+    TurnUpsert,
+    hints_apply,
+    retrieve_event_id,
+    transcript_close_out,
+)
+from tests.sideband.test_capture import added, assistant, ev, run, user_audio, user_text
 
 
 def _known_question() -> CaptureState:
@@ -93,3 +100,40 @@ def test_hints_without_a_gap_ask_for_nothing() -> None:
 
     assert hints_apply(state, {"q2": "q1", "other": "q2", "q1": None}) == []
     assert state.missing == {}
+
+
+def test_a_spoken_turn_reread_from_the_upstream_gets_its_transcript() -> None:
+    state = CaptureState()
+    run(state, [ev("input_audio_buffer.committed", item_id="u1", previous_item_id=None)])
+    assert state.items["u1"].awaiting_transcript
+
+    reread = run(state, [ev("conversation.item.retrieved", item=user_audio("u1", "said"))])
+
+    assert [(op.text, op.status) for op in reread if isinstance(op, TurnUpsert)] == [
+        ("said", "completed")
+    ]
+
+
+def test_a_spoken_turn_never_transcribed_is_closed_out_and_a_late_transcript_still_wins() -> None:
+    state = CaptureState()
+    run(state, [ev("input_audio_buffer.committed", item_id="u1", previous_item_id=None)])
+
+    closed = transcript_close_out(state, "u1", "not transcribed")
+    late = run(
+        state,
+        [
+            ev(
+                "conversation.item.input_audio_transcription.completed",
+                item_id="u1",
+                transcript="at last",
+            )
+        ],
+    )
+
+    assert [(op.text, op.status) for op in closed if isinstance(op, TurnUpsert)] == [
+        (None, "untranscribed")
+    ]
+    assert [(op.text, op.status) for op in late if isinstance(op, TurnUpsert)] == [
+        ("at last", "completed")
+    ]
+    assert transcript_close_out(state, "u1", "again") == []

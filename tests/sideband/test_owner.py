@@ -319,8 +319,9 @@ def test_dropped_socket_recovers_a_missed_item(worker: Worker, upstream: Emulato
 def test_a_two_item_gap_recovers_only_the_newest_item(
     worker: Worker, upstream: EmulatorServer
 ) -> None:
-    """The GA `conversation.item.retrieved` carries no previous_item_id, so the walk back
-    stops after one item: of a missed question and its answer only the answer comes back."""
+    """The GA `conversation.item.retrieved` carries no previous_item_id, so without the page's
+    hints (test_gap_fill.py) the walk back stops after one item: of a missed question and its
+    answer only the answer comes back."""
     session = session_new()
     call = attached(upstream, call_start(session, synthetic_call(upstream)))
     user_text(upstream, call, "first")
