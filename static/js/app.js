@@ -268,7 +268,9 @@ function callEnded(msg) {
       ? "The call was hung up."
       : msg.reason === "session_closed"
         ? "This session was closed."
-        : "The voice service ended the call.";
+        : msg.reason === "abandoned"
+          ? "The call was ended after a long silence with nobody on this page."
+          : "The voice service ended the call.";
   showAlert(`${why} Press Retry to reconnect; the transcript is kept.`, {
     retry: () => renew({ automatic: false }),
   });
