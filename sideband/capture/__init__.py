@@ -41,7 +41,7 @@ from typing import Any
 import orjson
 
 from sideband.capture.handlers import HANDLERS
-from sideband.capture.hints import hints_apply, retrieve_event_id
+from sideband.capture.hints import hints_apply, hints_trailing, retrieve_event_id
 from sideband.capture.items import transcript_close_out
 from sideband.capture.ops import (
     ASSISTANT,
@@ -86,6 +86,7 @@ __all__ = [
     "capture_event",
     "capture_frame",
     "hints_apply",
+    "hints_trailing",
     "retrieve_event_id",
     "transcript_close_out",
 ]

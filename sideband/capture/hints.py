@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 
 # Hints kept per call (a call lasts at most 60 minutes; the page reports each item once).
 HINTS_MAX: Final = 2000
+# Items asked for at most in one look for trailing gaps (a page's hints are not trusted).
+TRAILING_MAX: Final = 50
 # The client event id of a retrieval names its item: the upstream echoes it in an `error`
 # about that event (`error.event_id`), so an unknown id can be dropped.
 RETRIEVE_EVENT_PREFIX: Final = "retrieve_"
@@ -82,3 +84,44 @@ def item_unknown(state: CaptureState, event_id: object) -> None:
     if state.missing.pop(item_id, None) is not None:
         state.unknown_items += 1
         logger.info("Upstream does not know item %s: dropped", item_id[:64])
+
+
+def hints_trailing(state: CaptureState, hints: Mapping[str, str | None]) -> list[Op]:
+    """Ask for hinted items missed at the end of a gap that nothing later names.
+
+    After the sideband reconnects, items added while it was away and not followed by any it
+    saw leave no trace in the stream. The hints show them: an unknown id whose hinted chain
+    leads back to a known item. Each is asked for after its hinted predecessor, oldest first,
+    so they are placed in order. Ids the upstream does not have are dropped as usual.
+    """
+    hints_apply(state, hints)
+    known = state.items.keys() | state.hidden.keys() | state.missing.keys()
+    asked: set[str] = set()
+    ops: list[Op] = []
+    for item_id, prev in state.hints.items():
+        if item_id in known or item_id in asked or prev is None:
+            continue
+        chain = [item_id]
+        cursor: str | None = prev
+        while (
+            cursor is not None
+            and cursor not in known
+            and cursor not in asked
+            and len(chain) <= len(state.hints)
+        ):
+            chain.append(cursor)
+            cursor = state.hints.get(cursor)
+        if cursor is not None and (cursor in state.items or cursor in asked):
+            anchor: str | None = cursor
+        elif cursor is not None and cursor in state.hidden:
+            anchor = state.hidden[cursor]
+        else:
+            continue  # the chain does not reach what this call knows: not ours to fill
+        for missed in list(reversed(chain))[: TRAILING_MAX - len(ops)]:
+            state.missing[missed] = (anchor, None)
+            ops.append(ItemMissing(missed))
+            asked.add(missed)
+            anchor = missed
+        if len(ops) >= TRAILING_MAX:
+            break
+    return ops

@@ -154,6 +154,8 @@ class CallConnection:
             for event in self.spec.seed_events:
                 await ws.send(json.dumps(event))
         self.connects += 1
+        if self.connects > 1:
+            self.upkeep.reconnected(time.monotonic())
         return ws
 
     async def _read(self, ws: ClientConnection) -> bool:

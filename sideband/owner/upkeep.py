@@ -37,6 +37,7 @@ from sideband.capture import (
     Op,
     TurnUpsert,
     hints_apply,
+    hints_trailing,
     retrieve_event_id,
     transcript_close_out,
 )
@@ -51,6 +52,10 @@ logger = logging.getLogger(__name__)
 
 # How many ticks (SIDEBAND_POLL_S apart) a gap waits for the page's hints.
 HINT_LOOKUPS_MAX = 20
+# After a reconnect, the hints are read this many times (a tick apart, from a second after)
+# for items missed at the end of the gap, which nothing later names.
+TRAILING_LOOKUPS = 3
+TRAILING_AFTER_S = 1.0
 
 
 @dataclass
@@ -63,6 +68,13 @@ class CallUpkeep:
     reread: set[str] = field(default_factory=set)
     hint_lookups: int = 0
     looking_up: bool = False
+    reconnected_at: float = 0.0
+    trailing_lookups: int = 0
+
+    def reconnected(self, now: float) -> None:
+        self.reconnected_at = now
+        self.trailing_lookups = TRAILING_LOOKUPS
+        self.hint_lookups = 0
 
     def seeded(self, awaiting: Iterable[str], now: float) -> None:
         """Turns loaded already waiting (a takeover, a reconnect) wait from now."""
@@ -94,23 +106,31 @@ def after_frame(conn: CallConnection, upserts: list[TurnUpsert], now: float) -> 
         _hints_lookup_start(conn)
 
 
-def _hints_lookup_start(conn: CallConnection) -> None:
+def _hints_lookup_start(conn: CallConnection, *, trailing: bool = False) -> None:
     upkeep = conn.upkeep
-    if upkeep.looking_up or upkeep.hint_lookups >= HINT_LOOKUPS_MAX or conn.stopping:
+    if upkeep.looking_up or conn.stopping:
         return
+    if trailing:
+        upkeep.trailing_lookups -= 1
+    elif upkeep.hint_lookups >= HINT_LOOKUPS_MAX:
+        return
+    else:
+        upkeep.hint_lookups += 1
     upkeep.looking_up = True
-    upkeep.hint_lookups += 1
-    conn.owner.spawn(_hints_lookup(conn))
+    conn.owner.spawn(_hints_lookup(conn, trailing=trailing))
 
 
-async def _hints_lookup(conn: CallConnection) -> None:
-    """Read the page's hints for the call and ask for what they name in the gap."""
+async def _hints_lookup(conn: CallConnection, *, trailing: bool) -> None:
+    """Read the page's hints for the call and ask for what they name in the gap (with
+    `trailing`, also items missed at its end)."""
     try:
         load = functools.partial(hints_load, call_id=conn.call_id)
         hints = await asyncio.get_running_loop().run_in_executor(None, load)
-        events = retrieve_events(hints_apply(conn.spec.state, hints))
+        apply = hints_trailing if trailing else hints_apply
+        events = retrieve_events(apply(conn.spec.state, hints))
         if events:
-            logger.info("gap fill: %d hinted items asked for call=%s", len(events), conn.call_id)
+            asked = ",".join(str(e["item_id"]) for e in events)
+            logger.info("gap fill: asked for hinted items %s call=%s", asked, conn.call_id)
             await conn.send_events(events)
     except Exception:
         logger.exception("gap fill failed call=%s", conn.call_id)
@@ -125,9 +145,11 @@ def calls_upkeep(owner: SidebandOwner) -> None:
     for conn in owner.connections():
         if conn.stopping:
             continue
-        if conn.spec.state.unanchored:
-            _hints_lookup_start(conn)
         upkeep = conn.upkeep
+        if upkeep.trailing_lookups and now - upkeep.reconnected_at >= TRAILING_AFTER_S:
+            _hints_lookup_start(conn, trailing=True)
+        elif conn.spec.state.unanchored:
+            _hints_lookup_start(conn)
         rereads: list[str] = []
         upserts: list[TurnUpsert] = []
         for item_id, since in list(upkeep.awaiting_since.items()):

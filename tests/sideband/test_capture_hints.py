@@ -7,6 +7,7 @@ from sideband.capture import (
     ItemMissing,
     TurnUpsert,
     hints_apply,
+    hints_trailing,
     retrieve_event_id,
     transcript_close_out,
 )
@@ -137,3 +138,20 @@ def test_a_spoken_turn_never_transcribed_is_closed_out_and_a_late_transcript_sti
         ("at last", "completed")
     ]
     assert transcript_close_out(state, "u1", "again") == []
+
+
+def test_items_missed_at_the_end_of_a_gap_are_asked_for_oldest_first() -> None:
+    state = _known_question()
+    hints = {"q1": None, "q2": "q1", "a2": "q2", "elsewhere": "unknown", "loop": "loop"}
+
+    ops = hints_trailing(state, hints)
+    run(state, [ev("conversation.item.retrieved", item=user_text("q2", "Q2"))])
+    run(state, [ev("conversation.item.retrieved", item=assistant("a2", "A2"))])
+
+    assert ops == [ItemMissing("q2"), ItemMissing("a2")]
+    assert [(t.item_id, t.previous_item_id) for t in state.turns()] == [
+        ("q1", None),
+        ("q2", "q1"),
+        ("a2", "q2"),
+    ]
+    assert hints_trailing(state, hints) == []

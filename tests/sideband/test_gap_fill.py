@@ -62,8 +62,29 @@ def hints_reported(session: Session, call: Call, items: list[dict[str, Any]]) ->
     )
 
 
-def sideband_blocked(upstream: EmulatorServer, call: Call) -> None:
+def sideband_lost_after_a_first_question(upstream: EmulatorServer) -> tuple[Session, Call]:
+    """A call whose first question and answer are recorded, then its sideband dropped and kept
+    out (the emulator refuses it until `sideband_back`)."""
+    session = session_new()
+    call = attached(upstream, call_start(session, synthetic_call(upstream)))
+    user_text(upstream, call, "first question")
+    wait_for(turns_settled(session, 2))
     upstream.control("POST", f"/_emulator/calls/{call.call_id}/drop-sidebands", {"block": True})
+    return session, call
+
+
+def answered_upstream(upstream: EmulatorServer, call: Call, *, items: int) -> None:
+    """Wait until the call holds `items` items upstream, the last an answer, complete."""
+
+    def check() -> bool:
+        held = emulator_call(upstream, call.call_id)["items"]
+        last = held[-1] if held else {}
+        return len(held) == items and (last.get("role"), last.get("status")) == (
+            "assistant",
+            "completed",
+        )
+
+    wait_for(check, what="the missed answer to complete upstream")
 
 
 def sideband_back(upstream: EmulatorServer, call: Call) -> None:
@@ -74,20 +95,10 @@ def sideband_back(upstream: EmulatorServer, call: Call) -> None:
 def test_a_three_item_gap_is_filled_exactly_from_hints_and_in_order(
     worker: Worker, upstream: EmulatorServer
 ) -> None:
-    session = session_new()
-    call = attached(upstream, call_start(session, synthetic_call(upstream)))
-    user_text(upstream, call, "first question")
-    wait_for(turns_settled(session, 2))
+    session, call = sideband_lost_after_a_first_question(upstream)
     # The sideband misses a question, its answer and the next question.
-    sideband_blocked(upstream, call)
     user_text(upstream, call, "second question")
-    wait_for(
-        lambda: (
-            emulator_call(upstream, call.call_id)["items"][-1].get("status") == "completed"
-            and len(emulator_call(upstream, call.call_id)["items"]) == 4
-        ),
-        what="the missed answer to complete upstream",
-    )
+    answered_upstream(upstream, call, items=4)
     user_text(upstream, call, "third question", respond=False)
     hints_reported(session, call, seen_by_the_page(upstream, call))
     sideband_back(upstream, call)
@@ -108,11 +119,7 @@ def test_a_three_item_gap_is_filled_exactly_from_hints_and_in_order(
 def test_a_hint_naming_another_conversations_item_writes_nothing(
     workers: Workers, worker: Worker, upstream: EmulatorServer
 ) -> None:
-    session = session_new()
-    call = attached(upstream, call_start(session, synthetic_call(upstream)))
-    user_text(upstream, call, "first question")
-    wait_for(turns_settled(session, 2))
-    sideband_blocked(upstream, call)
+    session, call = sideband_lost_after_a_first_question(upstream)
     missed = user_text(upstream, call, "missed question", respond=False)
     # The page claims an item of another conversation came before the missed one.
     other = synthetic_call(upstream)
@@ -137,4 +144,23 @@ def test_a_hint_naming_another_conversations_item_writes_nothing(
         ("user", "missed question", "completed"),
         ("user", "back again", "completed"),
         ("assistant", reply("back again"), "completed"),
+    ]
+
+
+def test_items_missed_at_the_end_of_a_gap_are_filled_from_hints(
+    worker: Worker, upstream: EmulatorServer
+) -> None:
+    session, call = sideband_lost_after_a_first_question(upstream)
+    # A question and its answer while the sideband is away, and then nothing more is said.
+    user_text(upstream, call, "last question")
+    answered_upstream(upstream, call, items=4)
+    hints_reported(session, call, seen_by_the_page(upstream, call))
+
+    sideband_back(upstream, call)
+
+    assert wait_for(turns_settled(session, 4), timeout=15) == [
+        ("user", "first question", "completed"),
+        ("assistant", reply("first question"), "completed"),
+        ("user", "last question", "completed"),
+        ("assistant", reply("last question"), "completed"),
     ]
