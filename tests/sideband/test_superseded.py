@@ -38,6 +38,13 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+async def _close_db_in_sync_thread() -> Any:
+    """The ORM ran in asgiref's sync thread: close its connection so the test DB can drop."""
+    yield
+    await sync_to_async(connections.close_all)()
+
+
 async def _until(communicator: WebsocketCommunicator, kind: str) -> dict[str, Any]:
     while True:
         message: dict[str, Any] = await communicator.receive_json_from(timeout=10)
@@ -65,7 +72,6 @@ async def test_a_second_page_supersedes_the_first_which_is_hung_up_and_told(
         told = await _until(first_page, "call.ended")
     finally:
         await first_page.disconnect()
-        await sync_to_async(connections.close_all)()
 
     assert {k: told[k] for k in ("callId", "reason", "generation")} == {
         "callId": first.call_id,
