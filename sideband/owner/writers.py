@@ -21,9 +21,8 @@ from typing import Any, TypeVar
 
 import psycopg
 from django.conf import settings
-from django.db import IntegrityError
 
-from sessions_app.models import Call, TranscriptTurn
+from sessions_app.models import Call
 from sessions_app.selectors import turn_json
 from sideband import services
 from sideband.capture import TurnUpsert
@@ -33,13 +32,18 @@ from sideband.owner.orm_thread import OrmThread
 from sideband.owner.retry import retry_delay_s
 from sideband.owner.stats import Stats
 from sideband.push import Pusher
-from sideband.transcript import Fenced, batch_run_async, connect_async, turns_apply_batch
+from sideband.transcript import (
+    Fenced,
+    Outcome,
+    Refused,
+    batch_run_async,
+    connect_async,
+    turns_apply_batch,
+)
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-Outcome = list[TranscriptTurn] | Fenced | IntegrityError
 
 
 class WriterDb:
@@ -186,14 +190,22 @@ class Writers:
             self._written(entry, outcome, now)
         for entry in grouped.values():
             for end in entry.ends:
-                await self._orm.call(
-                    functools.partial(
-                        services.call_end,
-                        call_id=end.conn.call_id,
-                        reason=end.reason,
-                        message=end.message,
-                    )
+                await self._call_end(end)
+
+    async def _call_end(self, end: EndJob) -> None:
+        """End one call on the ORM thread; a failure costs that call's end only, never the
+        other calls' ends of the batch (the lease then expires and the reconciler retries)."""
+        try:
+            await self._orm.call(
+                functools.partial(
+                    services.call_end,
+                    call_id=end.conn.call_id,
+                    reason=end.reason,
+                    message=end.message,
                 )
+            )
+        except Exception:
+            logger.exception("sideband call end failed call=%s", end.conn.call_id)
 
     def _written(self, entry: _CallBatch, outcome: Outcome, now: float) -> None:
         conn = entry.conn
@@ -202,8 +214,8 @@ class Writers:
             self._stats.fenced += 1
             logger.info("sideband fenced, closing call=%s", conn.call_id)
             conn.stop()
-        elif isinstance(outcome, IntegrityError):
-            logger.error("sideband write refused call=%s: %s", conn.call_id, outcome)
+        elif isinstance(outcome, Refused):
+            logger.error("sideband write refused: %s", outcome)
         else:
             self._stats.commits += len(entry.done_received_at)
             self._stats.commit_ms.extend((now - t) * 1000 for t in entry.done_received_at)

@@ -236,6 +236,7 @@ def page_socket(session: Session) -> WebsocketCommunicator:
         f"/ws/session/{session.public_id}/",
         headers=[
             (b"origin", b"http://testserver"),
+            (b"host", b"testserver"),
             (b"cookie", f"{django_settings.CLIENT_COOKIE_NAME}={OWNER_CREDENTIAL}".encode()),
         ],
     )
