@@ -193,8 +193,11 @@ else:
     }
 
 # --- Sideband ---------------------------------------------------------------------------------
-# "client_secret" (the seed's flow) or "api_key" (OpenAI's server-side guide).
-SIDEBAND_AUTH = env_str("SIDEBAND_AUTH", "client_secret")
+# The sideband's bearer: "api_key" (OpenAI's server-controls guide; the default with a real
+# OPENAI_API_KEY) or "client_secret" (the seed's flow; the default against the emulator).
+SIDEBAND_AUTH = env_choice(
+    "SIDEBAND_AUTH", "api_key" if OPENAI_API_KEY else "client_secret", ("api_key", "client_secret")
+)
 SIDEBAND_LEASE_S = env_int("SIDEBAND_LEASE_S", 15, minimum=1)
 
 # --- Extraction -----------------------------------------------------------------------------
@@ -293,10 +296,28 @@ SIDEBAND_WRITER_LOOP = env_choice("SIDEBAND_WRITER_LOOP", "own", ("own", "io"))
 # first free port from SIDEBAND_METRICS_PORT (several processes on one host count up); 0 = off.
 SIDEBAND_METRICS_PORT = env_int("SIDEBAND_METRICS_PORT", 0, minimum=0)
 SIDEBAND_METRICS_ADDR = env_str("SIDEBAND_METRICS_ADDR", "127.0.0.1")
+# A call with no upstream event and no page on its session's live socket this long is
+# abandoned: hung up upstream and ended (sideband.owner.upkeep).
+SIDEBAND_IDLE_S = env_float("SIDEBAND_IDLE_S", 120.0, minimum=1.0)
+# A spoken turn still without its transcript this long is re-read from the upstream; after
+# as long again it is closed out as not transcribed.
+SIDEBAND_TRANSCRIPT_WAIT_S = env_float("SIDEBAND_TRANSCRIPT_WAIT_S", 30.0, minimum=0.1)
+# Sessions with no live call and no activity this long are closed by beat (reason "idle",
+# transcript kept), so a client that never refreshes does not hit its open-session cap.
+SESSION_IDLE_CLOSE_S = env_float("SESSION_IDLE_CLOSE_S", 7200.0, minimum=1.0)
+SESSION_IDLE_SWEEP_S = env_float("SESSION_IDLE_SWEEP_S", 60.0, minimum=0.1)  # beat period
 CELERY_BEAT_SCHEDULE = {
     "sideband-reconcile": {
         "task": "sideband.tasks.calls_reconcile",
         "schedule": SIDEBAND_RECONCILE_S,
+    },
+    "sessions-close-idle": {
+        "task": "sideband.tasks.sessions_close_idle",
+        "schedule": SESSION_IDLE_SWEEP_S,
+    },
+    "turns-close-out": {
+        "task": "sideband.tasks.turns_close_out",
+        "schedule": SESSION_IDLE_SWEEP_S,
     },
 }
 # --- Sideband worker (end)

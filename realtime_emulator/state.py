@@ -15,8 +15,8 @@ from .errors import ApiError
 from .ids import new_call_id, new_client_secret, new_id
 from .session import default_session
 
-FaultEndpoint = Literal["client_secrets", "responses", "calls"]
-FAULT_ENDPOINTS: tuple[FaultEndpoint, ...] = ("client_secrets", "responses", "calls")
+FaultEndpoint = Literal["client_secrets", "responses", "calls", "hangup"]
+FAULT_ENDPOINTS: tuple[FaultEndpoint, ...] = ("client_secrets", "responses", "calls", "hangup")
 FAULT_STATUSES = (429, 500, 502, 503)
 MAX_ENDED_CALLS = 10_000
 PRUNE_EVERY = 1000

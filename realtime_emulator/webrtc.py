@@ -227,8 +227,14 @@ async def answer_offer(call: Call, offer_sdp: str) -> str:
 
     @pc.on("connectionstatechange")
     async def on_state() -> None:
-        if pc.connectionState in ("failed", "closed"):
+        if pc.connectionState not in ("failed", "closed"):
+            return
+        if call.settings.browser_gone == "ends_call":
             call.end("webrtc_disconnected")
+        else:
+            # As OpenAI (public reports): the call goes on without its browser, and nothing
+            # tells a sideband; only the media stops.
+            close()
 
     def close() -> None:
         voice.stop()

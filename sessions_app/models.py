@@ -69,6 +69,12 @@ class Session(models.Model):
                 name="session_owner_active_idx",
                 condition=Q(status="active"),
             ),
+            # Serves the idle sweep (sessions_close_idle): open sessions untouched since a cutoff.
+            models.Index(
+                fields=["updated_at"],
+                name="session_active_updated_idx",
+                condition=Q(status="active"),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -120,6 +126,7 @@ class Call(models.Model):
         SECRET_EXPIRED = "secret_expired", "Client secret expired"
         SESSION_CLOSED = "session_closed", "Session closed"
         UPSTREAM_ERROR = "upstream_error", "Upstream error"
+        ABANDONED = "abandoned", "Abandoned: no upstream event and no page for a while"
 
     call_id = models.CharField(max_length=64, unique=True)
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="calls")
@@ -177,6 +184,8 @@ class TranscriptTurn(models.Model):
         COMPLETED = "completed", "Completed"
         INCOMPLETE = "incomplete", "Incomplete"
         FAILED = "failed", "Failed"
+        # A spoken turn whose transcript never came (not even after asking upstream again).
+        UNTRANSCRIBED = "untranscribed", "Not transcribed"
 
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="turns")
     call = models.ForeignKey(
@@ -213,7 +222,9 @@ class TranscriptTurn(models.Model):
             ),
             models.CheckConstraint(
                 name="turn_status_valid",
-                condition=Q(status__in=["in_progress", "completed", "incomplete", "failed"]),
+                condition=Q(
+                    status__in=["in_progress", "completed", "incomplete", "failed", "untranscribed"]
+                ),
             ),
             models.CheckConstraint(
                 name="turn_failed_has_reason",

@@ -8,19 +8,20 @@ conditional generation bump (call registration) and the unique call id.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from extraction.instructions import profile_carry_instructions, session_instructions
 from extraction.services import profile_carry
 from sessions_app import selectors, upstream
 from sessions_app.crypto import secret_encrypt, sha256_hex
-from sessions_app.models import Call, ClientSecret, Session
+from sessions_app.models import Call, ClientSecret, Session, TranscriptTurn
 
 logger = logging.getLogger(__name__)
 
@@ -149,11 +150,19 @@ def _session_close_locked(*, session: Session, reason: str) -> Session | None:
     )
     if closed == 0:
         return None
-    Call.objects.filter(session_id=session.pk, ended_at__isnull=True).update(
-        ended_at=now, end_reason=Call.EndReason.SESSION_CLOSED
+    _calls_end(
+        calls=Call.objects.filter(session_id=session.pk), reason=Call.EndReason.SESSION_CLOSED
     )
     session.refresh_from_db()
     return session
+
+
+def _calls_end(*, calls: QuerySet[Call], reason: str) -> None:
+    """End the live calls of `calls`: the page is told and the upstream hangs them up, after
+    commit (what a call end does is the sideband app's one rule: sideband.services.calls_end)."""
+    from sideband.services import calls_end
+
+    calls_end(calls=calls, reason=reason)
 
 
 def _call_own_dispatch(call_id: str, generation: int) -> None:
@@ -190,9 +199,8 @@ def call_register(*, session: Session, call_id: str) -> tuple[Call, bool]:
                 .values_list("current_generation", flat=True)
                 .get()
             )
-            Call.objects.filter(session=session, ended_at__isnull=True).update(
-                ended_at=timezone.now(), end_reason=Call.EndReason.SUPERSEDED
-            )
+            # The older call stops here: fenced out, its page told, hung up upstream.
+            _calls_end(calls=Call.objects.filter(session=session), reason=Call.EndReason.SUPERSEDED)
             call = Call.objects.create(
                 call_id=call_id,
                 session=session,
@@ -250,3 +258,31 @@ def session_renew(*, session: Session) -> Renewed:
         instructions=instructions,
         call=selectors.call_current(session=locked),
     )
+
+
+def sessions_close_idle(*, limit: int = 500) -> int:
+    """Close sessions idle for SESSION_IDLE_CLOSE_S (reason "idle", transcript kept); how many.
+
+    Idle: no live call, and nothing happened since the cutoff (no session change such as a
+    call registration, no call ended, no turn written). The close is one conditional UPDATE
+    re-checking all of it, so a session that comes alive meanwhile stays open.
+    """
+    cutoff = timezone.now() - dt.timedelta(seconds=settings.SESSION_IDLE_CLOSE_S)
+    busy_call = Call.objects.filter(session=OuterRef("pk")).filter(
+        Q(ended_at__isnull=True) | Q(ended_at__gte=cutoff)
+    )
+    recent_turn = TranscriptTurn.objects.filter(session=OuterRef("pk"), updated_at__gte=cutoff)
+    idle = (
+        Session.objects.filter(status=Session.Status.ACTIVE, updated_at__lt=cutoff)
+        .exclude(Exists(busy_call))
+        .exclude(Exists(recent_turn))
+    )
+    closed = 0
+    for pk in idle.order_by("updated_at").values_list("pk", flat=True)[:limit]:
+        now = timezone.now()
+        closed += idle.filter(pk=pk).update(
+            status=Session.Status.CLOSED, closed_at=now, close_reason="idle", updated_at=now
+        )
+    if closed:
+        logger.info("closed %d idle sessions", closed)
+    return closed

@@ -6,22 +6,31 @@ path is refused (`RouteNotFoundConsumer`). On connect the page gets
 a snapshot of the transcript, then every turn change, partial text and call end, each with the
 session's next sequence number: a page that spots a gap re-reads
 `GET /session/{id}/transcript?after=<last position>`.
+
+The page sends two things: `{"type": "items.seen", "callId", "items": [{"id",
+"previousItemId"}]}`, the item ids its data channel saw (gap-fill hints, sideband.hints; for a
+live call of this session only), and `{"type": "presence"}` (sideband.presence). A refused
+report is answered `{"type": "error", "field", "message"}` and changes nothing.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from http.cookies import SimpleCookie
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from sessions_app.crypto import sha256_hex
-from sessions_app.models import Session
+from sessions_app.models import Call, Session
 from sessions_app.selectors import turn_json, turn_list
+from sideband.hints import HintsInvalid, hints_store, items_seen_parse
+from sideband.presence import page_seen
 from sideband.push import push_seq_current, session_group
 
 logger = logging.getLogger(__name__)
@@ -60,8 +69,25 @@ def _snapshot(session: Session) -> dict[str, Any]:
     return {"type": "snapshot", "seq": seq, "turns": turns}
 
 
+@database_sync_to_async
+def _hints_store(session: Session, content: Any) -> dict[str, Any] | None:
+    """Store a page's `items.seen` report; the error to answer, or None."""
+    try:
+        seen = items_seen_parse(content)
+    except HintsInvalid as exc:
+        return {"type": "error", "field": exc.field, "message": exc.message}
+    if not Call.objects.filter(
+        call_id=seen.call_id, session=session, ended_at__isnull=True
+    ).exists():
+        # Not this session's, or over: nothing to fill.
+        return {"type": "error", "field": "callId", "message": "callId is not a live call here"}
+    hints_store(seen=seen)
+    return None
+
+
 class SessionConsumer(AsyncJsonWebsocketConsumer):
     group: str | None = None
+    session: Session | None = None
 
     async def connect(self) -> None:
         public_id = self.scope["url_route"]["kwargs"]["session_id"]
@@ -71,18 +97,40 @@ class SessionConsumer(AsyncJsonWebsocketConsumer):
             # Not yours and not there look the same.
             await self.close(code=CLOSE_FORBIDDEN)
             return
+        self.session = session
         self.group = session_group(str(session.public_id))
         # Join before reading the snapshot, so nothing committed after the read is missed.
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        await self._seen()
         await self.send_json(await _snapshot(session))
 
     async def disconnect(self, code: int) -> None:
         if self.group is not None:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+            await self._seen()
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        """The page only listens; anything it sends is ignored."""
+        """Item-id hints and presence; anything else is ignored."""
+        if self.session is None:
+            return
+        await self._seen()
+        if isinstance(content, dict) and content.get("type") == "items.seen":
+            refused = await _hints_store(self.session, content)
+            if refused is not None:
+                await self.send_json(refused)
+
+    async def _seen(self) -> None:
+        if self.session is not None:
+            await sync_to_async(page_seen)(session_public_id=str(self.session.public_id))
+
+    @classmethod
+    async def decode_json(cls, text_data: str) -> Any:
+        """A frame that is not JSON is ignored (the socket stays open)."""
+        try:
+            return json.loads(text_data)
+        except ValueError:
+            return None
 
     async def session_push(self, event: dict[str, Any]) -> None:
         """One message (`payload`) or a batch of consecutive ones (`payloads`), in order."""

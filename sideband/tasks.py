@@ -16,6 +16,8 @@ from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import connection
 
+from sessions_app import upstream
+from sessions_app.services import sessions_close_idle
 from sideband import selectors, services
 from sideband.owner.owner import SidebandOwner
 from sideband.owner.process import owner_current, owner_get
@@ -104,6 +106,43 @@ def calls_reconcile() -> int:
         call_own.apply_async(args=(item.call_id, item.generation), kwargs={"dispatch": item.token})
     connection.close()
     return len(dispatches)
+
+
+@shared_task(
+    name="sideband.tasks.call_hangup",
+    ignore_result=True,
+    autoretry_for=(upstream.UpstreamError,),
+    retry_backoff=1,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=10,
+    time_limit=60,
+)
+def call_hangup(call_id: str) -> bool:
+    """Hang the call up upstream (after we ended it: superseded, abandoned, session closed).
+
+    Safe to run twice: a call the upstream no longer knows counts as hung up. Retried with
+    backoff while the upstream is unreachable, rate-limiting or failing.
+    """
+    hung_up = upstream.call_hangup(call_id=call_id)
+    logger.info("call_hangup: call=%s %s", call_id, "hung up" if hung_up else "already gone")
+    return hung_up
+
+
+@shared_task(name="sideband.tasks.sessions_close_idle", ignore_result=True, time_limit=60)
+def sessions_close_idle_task() -> int:
+    """Celery beat: close the sessions nobody has used for SESSION_IDLE_CLOSE_S."""
+    closed = sessions_close_idle()
+    connection.close()
+    return closed
+
+
+@shared_task(name="sideband.tasks.turns_close_out", ignore_result=True, time_limit=60)
+def turns_close_out() -> int:
+    """Celery beat: spoken turns of ended calls that never got their transcript."""
+    closed = services.turns_close_out()
+    connection.close()
+    return closed
 
 
 @worker_shutdown.connect

@@ -43,6 +43,8 @@ from typing import Any
 import orjson
 
 from sideband.capture.handlers import HANDLERS
+from sideband.capture.hints import hints_apply, hints_trailing, retrieve_event_id
+from sideband.capture.items import transcript_close_out
 from sideband.capture.ops import (
     ASSISTANT,
     COMPLETED,
@@ -53,6 +55,7 @@ from sideband.capture.ops import (
     TERMINAL_ERROR_CODES,
     TOOL_CALL,
     TOOL_OUTPUT,
+    UNTRANSCRIBED,
     USER,
     CallEnded,
     CaptureState,
@@ -74,6 +77,7 @@ __all__ = [
     "TERMINAL_ERROR_CODES",
     "TOOL_CALL",
     "TOOL_OUTPUT",
+    "UNTRANSCRIBED",
     "USER",
     "CallEnded",
     "CaptureState",
@@ -84,6 +88,10 @@ __all__ = [
     "TurnUpsert",
     "capture_event",
     "capture_frame",
+    "hints_apply",
+    "hints_trailing",
+    "retrieve_event_id",
+    "transcript_close_out",
 ]
 
 logger = logging.getLogger(__name__)

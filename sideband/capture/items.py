@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sideband.capture.hints import item_ask
 from sideband.capture.ops import (
     ASSISTANT,
     COMPLETED,
@@ -16,9 +17,9 @@ from sideband.capture.ops import (
     STATUS_REASON_MAX,
     TOOL_CALL,
     TOOL_OUTPUT,
+    UNTRANSCRIBED,
     USER,
     CaptureState,
-    ItemMissing,
     ItemRecord,
     Op,
 )
@@ -44,6 +45,19 @@ def set_status(rec: ItemRecord, status: str, reason: str = "") -> None:
         return
     rec.status = status
     rec.status_reason = reason[:STATUS_REASON_MAX]
+
+
+def transcript_close_out(state: CaptureState, item_id: str, reason: str) -> list[Op]:
+    """A spoken turn whose transcript never came: mark it not transcribed (a transcript that
+    still arrives later completes it after all)."""
+    rec = state.items.get(item_id)
+    if rec is None or not rec.awaiting_transcript:
+        return []
+    rec.awaiting_transcript = False
+    set_status(rec, UNTRANSCRIBED, reason)
+    ops: list[Op] = []
+    emit(rec, ops)
+    return ops
 
 
 def last(state: CaptureState) -> str | None:
@@ -84,9 +98,7 @@ def resolve_prev(
     if prev in state.hidden:
         return state.hidden[prev]
     anchor = last(state)
-    if prev not in state.missing:
-        state.missing[prev] = (anchor, item_id)
-        ops.append(ItemMissing(prev))
+    item_ask(state, prev, anchor, item_id, ops)
     return anchor
 
 

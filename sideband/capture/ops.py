@@ -16,7 +16,9 @@ IN_PROGRESS: Final = "in_progress"
 COMPLETED: Final = "completed"
 INCOMPLETE: Final = "incomplete"
 FAILED: Final = "failed"
-FINAL_STATUSES: Final = frozenset({COMPLETED, INCOMPLETE, FAILED})
+# A spoken turn whose transcript never came (TranscriptTurn.Status.UNTRANSCRIBED).
+UNTRANSCRIBED: Final = "untranscribed"
+FINAL_STATUSES: Final = frozenset({COMPLETED, INCOMPLETE, FAILED, UNTRANSCRIBED})
 
 # Upstream `error` codes after which the call is over, mapped to Call.EndReason values.
 # With client-secret auth a rejected credential mid-call means the secret expired.
@@ -142,6 +144,14 @@ class CaptureState:
     # Items asked for with ItemMissing: id -> (turn it goes after, turn it goes before).
     missing: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     recovered_items: int = 0
+    # The page's hints (sideband.capture.hints): item id -> the id it follows (None: first).
+    # Ids only: what an item says always comes from the upstream.
+    hints: dict[str, str | None] = field(default_factory=dict)
+    # Recovered items whose predecessor neither the upstream nor a hint has named yet: each is
+    # placed after the newest turn known before its gap, and a hint may continue the walk.
+    unanchored: set[str] = field(default_factory=set)
+    # Asked-for items the upstream does not know (a forged or stale hint): dropped.
+    unknown_items: int = 0
     # Whether the session transcribes input audio (session.created/updated say so).
     transcription_expected: bool = True
     unknown_event_counts: dict[str, int] = field(default_factory=dict)

@@ -38,6 +38,8 @@ Modules, each one concern:
 - `orm_thread`: Django's ORM off the loop, retried while the database is away;
 - `lease`: the lease thread (which calls are still ours, heartbeat);
 - `admission`: whether the process may claim another call (health against capacity);
+- `upkeep`: what a held call needs beside reading (gap fill from the page's hints, spoken turns
+  without a transcript, abandoned calls);
 - `stats`, `gc_pacing`: the process's figures and Prometheus metrics; short collector pauses;
 - `owner`: `SidebandOwner`, which holds the calls and starts and stops all of the above;
 - `process`: the process's one owner (`owner_get`, `owner_current`, `owner_reset`).

@@ -26,6 +26,7 @@ from sideband.capture import CallEnded, ItemMissing, TurnDelta, TurnUpsert, capt
 from sideband.owner.close_reasons import close_end_reason, end_reason, handshake_end_reason
 from sideband.owner.retry import backoff_s
 from sideband.owner.spec import CallSpec
+from sideband.owner.upkeep import CallUpkeep, after_frame, retrieve_events
 
 if TYPE_CHECKING:
     from sideband.owner.owner import SidebandOwner
@@ -45,6 +46,11 @@ class CallConnection:
         self._stopping = False
         self._ws: ClientConnection | None = None
         self._wake = asyncio.Event()
+        self.upkeep = CallUpkeep()
+        self.upkeep.seeded(
+            (i for i, rec in spec.state.items.items() if rec.awaiting_transcript),
+            time.monotonic(),
+        )
 
     # -- control (any thread) ------------------------------------------------------------------
 
@@ -108,6 +114,15 @@ class CallConnection:
             self.owner.forget(self)
             self.done.set()
 
+    async def send_events(self, events: list[dict[str, Any]]) -> None:
+        """Send client events on the socket (on the loop); dropped while it is down."""
+        ws = self._ws
+        if ws is None:
+            return
+        with contextlib.suppress(ConnectionClosed):
+            for event in events:
+                await ws.send(json.dumps(event))
+
     async def _backoff(self, attempt: int) -> int:
         """Wait `backoff_s(attempt)`; stop() cuts it short."""
         with contextlib.suppress(TimeoutError):
@@ -139,6 +154,8 @@ class CallConnection:
             for event in self.spec.seed_events:
                 await ws.send(json.dumps(event))
         self.connects += 1
+        if self.connects > 1:
+            self.upkeep.reconnected(time.monotonic())
         return ws
 
     async def _read(self, ws: ClientConnection) -> bool:
@@ -170,7 +187,7 @@ class CallConnection:
         self.events += 1
         ops = capture_frame(self.spec.state, raw)
         upserts: list[TurnUpsert] = []
-        replies: list[dict[str, Any]] = []
+        missing: list[ItemMissing] = []
         ended: CallEnded | None = None
         for op in ops:
             if isinstance(op, TurnDelta):
@@ -190,11 +207,12 @@ class CallConnection:
                     upserts.append(op)
             elif isinstance(op, ItemMissing):
                 if not is_seed_item(op.item_id):
-                    replies.append(upstream.item_retrieve_event(op.item_id))
+                    missing.append(op)
             elif isinstance(op, CallEnded):
                 ended = op
         if upserts:
             self.owner.write(self, upserts, t_recv)
+        after_frame(self, upserts, t_recv)
         if ended is not None:
             self.owner.end(self, end_reason(ended.reason), ended.message)
-        return replies
+        return retrieve_events(missing)

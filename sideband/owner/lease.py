@@ -19,6 +19,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 from sideband import selectors, services
 from sideband.owner.gc_pacing import CollectorPacing
 from sideband.owner.stats import peers_update, stats_export
+from sideband.owner.upkeep import calls_abandoned_end, calls_upkeep
 
 if TYPE_CHECKING:
     from sideband.owner.owner import SidebandOwner
@@ -43,6 +44,7 @@ def lease_loop(owner: SidebandOwner, stopped: threading.Event) -> None:
             if now - last_count >= settings.SIDEBAND_RECONCILE_S:
                 owner.stats.unclaimed = selectors.calls_unclaimed_count()
                 last_count = now
+            upkeep_tick(owner)
             stats_export(owner)
         except (OperationalError, InterfaceError) as exc:
             # Postgres restarting, a connection killed: the next tick connects again.
@@ -53,6 +55,13 @@ def lease_loop(owner: SidebandOwner, stopped: threading.Event) -> None:
             close_old_connections()
             connection.close()
     connection.close()
+
+
+def upkeep_tick(owner: SidebandOwner) -> None:
+    """The held calls' upkeep (sideband.owner.upkeep): abandoned calls end here, the rest runs
+    on the I/O loop, which owns the capture state."""
+    calls_abandoned_end(owner)
+    owner.io.call_soon_threadsafe(calls_upkeep, owner)
 
 
 def lease_tick(owner: SidebandOwner, *, extend: bool = True) -> None:

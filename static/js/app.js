@@ -3,8 +3,10 @@
 
 import { ApiError, api } from "./api.js";
 import { LiveSocket } from "./live.js";
+import { PageReports } from "./reports.js";
 import { ProfileCard, profileFetch } from "./profile.js";
 import { callOpen, clientEvents, dataChannelOpen, microphoneOpen } from "./rtc.js";
+import { SupersededBanner } from "./superseded.js";
 import { Transcript } from "./transcript.js";
 import { AlertBox, ConnectionIndicator, EventLog, errorMessage } from "./ui.js";
 
@@ -59,6 +61,7 @@ const state = {
   busy: null, // the running start/renew, so a second click joins it
   extracting: false,
   live: null,
+  reports: null, // what the page reports on the live socket (item ids seen, presence)
   autoRenewAfter: 0,
   appliedProfileVersion: null,
   hadSession: null, // what updateControls last laid the panel out for
@@ -78,9 +81,11 @@ const alertBox = new AlertBox({
 });
 const showAlert = (message, options) => alertBox.show(message, options);
 const hideAlert = () => alertBox.hide();
+const superseded = new SupersededBanner(el.alert, { onTakeBack: () => renew({ automatic: false }) });
 
 function dataChannelReady() {
-  return state.call !== null && state.call.dc.readyState === "open";
+  // A call taken over by another window is hung up: nothing sent on it would be recorded.
+  return state.call !== null && state.call.dc.readyState === "open" && !superseded.shown;
 }
 
 function updateControls() {
@@ -158,7 +163,7 @@ function tick() {
   const callAge = state.call ? now - state.call.startedAt : 0;
   const callLimit = config.sessionMaxS * 1000 - marginMs;
   const due = remaining <= marginMs || (state.call !== null && callAge >= callLimit);
-  if (due && state.busy === null && now >= state.autoRenewAfter) {
+  if (due && state.busy === null && now >= state.autoRenewAfter && !superseded.shown) {
     log("page", "auto-renew", remaining <= marginMs ? "key about to expire" : "call near its time limit");
     renew({ automatic: true });
   }
@@ -180,6 +185,7 @@ function keyExpirySet(expiresAt, mintedAt) {
 
 function liveOpen(sessionId) {
   state.live?.close();
+  state.reports?.close();
   state.live = new LiveSocket(sessionId, {
     onMessage: liveMessage,
     onGap: transcriptReread,
@@ -193,6 +199,7 @@ function liveOpen(sessionId) {
       }
     },
   });
+  state.reports = new PageReports(state.live, config.presenceIntervalS);
 }
 
 function liveMessage(msg) {
@@ -237,7 +244,15 @@ function callEnded(msg) {
   const callId = msg.callId ?? msg.call_id ?? null;
   // Only the current call's end matters: an older call ends whenever it is replaced (renew,
   // reload), and that is expected.
-  if (msg.reason === "superseded" || !state.call || (callId && callId !== state.call.callId)) {
+  if (!state.call || (callId && callId !== state.call.callId)) return;
+  if (msg.reason === "superseded") {
+    // Our own renew replaces our call too; only a call this page did not replace moved away.
+    if (state.busy !== null) return;
+    callClose();
+    hideAlert();
+    superseded.show();
+    setConnection("ended");
+    updateControls();
     return;
   }
   if (msg.reason === "session_expired" || msg.reason === "secret_expired") {
@@ -253,7 +268,9 @@ function callEnded(msg) {
       ? "The call was hung up."
       : msg.reason === "session_closed"
         ? "This session was closed."
-        : "The voice service ended the call.";
+        : msg.reason === "abandoned"
+          ? "The call was ended after a long silence with nobody on this page."
+          : "The voice service ended the call.";
   showAlert(`${why} Press Retry to reconnect; the transcript is kept.`, {
     retry: () => renew({ automatic: false }),
   });
@@ -296,6 +313,7 @@ async function callConnect({ clientSecret, expiresAt, mintedAt, instructions }) 
   await microphoneEnsure();
   const previous = state.call;
   let opened = null;
+  let callIdOpened = null;
   const { pc, dc, callId } = await callOpen({
     baseUrl: config.upstreamBaseUrl,
     clientSecret,
@@ -304,7 +322,11 @@ async function callConnect({ clientSecret, expiresAt, mintedAt, instructions }) 
       el.audio.srcObject = stream;
       el.audio.play().catch(audioUnblockOnClick);
     },
-    onEvent: dataChannelEvent,
+    onEvent: (event) => {
+      dataChannelEvent(event);
+      // The call id is known once the upstream answered; items come after that.
+      if (callIdOpened) state.reports?.itemEvent(callIdOpened, event);
+    },
     onState: (connectionState) => {
       log("webrtc", connectionState);
       if (state.call === null || state.call.pc !== opened) return;
@@ -319,6 +341,7 @@ async function callConnect({ clientSecret, expiresAt, mintedAt, instructions }) 
     },
   });
   opened = pc;
+  callIdOpened = callId;
   log("upstream", "call answered", callId);
   try {
     await api("POST", "/session/call", { sessionId: state.sessionId, callId });
@@ -437,6 +460,7 @@ function renew({ automatic }) {
         const mintedAt = Date.now();
         const { data } = await api("POST", "/session/renew", { sessionId: state.sessionId });
         log("server", "renewed", automatic ? "automatic" : "on demand");
+        superseded.hide();
         await callConnect({
           clientSecret: data.clientSecret,
           expiresAt: data.expiresAt,
@@ -502,6 +526,8 @@ function sessionForget() {
   callClose();
   state.live?.close();
   state.live = null;
+  state.reports?.close();
+  state.reports = null;
   state.sessionId = null;
   state.expiresAt = null;
   state.serverExpiresAt = null;

@@ -80,6 +80,13 @@ export class LiveSocket {
     this.onMessage(msg);
   }
 
+  /** Send `msg` to the server; false when the socket is not open (the caller keeps it). */
+  send(msg) {
+    if (this.socket?.readyState !== WebSocket.OPEN) return false;
+    this.socket.send(JSON.stringify(msg));
+    return true;
+  }
+
   close() {
     this.closed = true;
     clearTimeout(this.timer);

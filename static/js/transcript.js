@@ -1,7 +1,7 @@
 // The transcript as the server keeps it: turns by item id, shown in `position` order, plus the
 // partial text of items the server is still streaming (deltas are never stored server-side).
 
-const FINAL = new Set(["completed", "incomplete", "failed"]);
+const FINAL = new Set(["completed", "incomplete", "failed", "untranscribed"]);
 
 const ROLE_LABEL = {
   user: "You",
@@ -178,5 +178,6 @@ function describe(turn, text) {
 function badgeOf(turn) {
   if (turn.status === "incomplete") return "Interrupted";
   if (turn.status === "failed") return turn.role === "user" ? "Transcription failed" : "Failed";
+  if (turn.status === "untranscribed") return "Not transcribed";
   return "";
 }

@@ -10,6 +10,7 @@ from openai import OpenAI
 
 from realtime_emulator.browser_peer import BrowserPeer
 from realtime_emulator.testing import EmulatorServer
+from tests.processes import wait_for
 
 from .conftest import corpus_events
 from .order import (
@@ -189,3 +190,48 @@ async def test_calls_accept_multipart_sdp_and_session_with_the_api_key(
         assert detail["instructions"] == "Marker: multipart"
     finally:
         await peer.close()
+
+
+async def test_a_browser_that_vanishes_goes_unnoticed_by_the_sideband(
+    emulator: EmulatorServer, connect_sideband: Any
+) -> None:
+    # given a browser's call with a sideband on it
+    secret = _secret(emulator)
+    peer = BrowserPeer()
+    response = await peer.connect(emulator.api_base, secret)
+    assert response.status == 201
+    assert (await peer.events.get())["type"] == "session.created"
+    sideband = await connect_sideband(peer.call_id, secret)
+
+    # when the browser goes away without hanging up
+    await peer.close()
+
+    # then the call goes on upstream and its sideband is told nothing (OpenAI, per public
+    # reports: openai-agents-js #684); it still answers, e.g. an item retrieval
+    await asyncio.to_thread(
+        wait_for,
+        lambda: emulator.control("GET", f"/_emulator/calls/{peer.call_id}")["datachannels"] == 0,
+        what="the emulator to notice the browser's data channel close",
+    )
+    await sideband.ws.send_json({"type": "conversation.item.retrieve", "item_id": "item_none"})
+    error = (await sideband.until("error"))[-1]
+    assert error["error"]["code"] == "item_retrieve_invalid_item_id"
+    detail = emulator.control("GET", f"/_emulator/calls/{peer.call_id}")
+    assert (detail["status"], detail["sidebands"]) == ("active", 1)
+    assert not [e for e in sideband.events if e["type"] != "error"]
+
+
+async def test_a_vanished_browser_can_end_its_call_instead(
+    emulator: EmulatorServer, connect_sideband: Any
+) -> None:
+    emulator.control("POST", "/_emulator/settings", {"browser_gone": "ends_call"})
+    secret = _secret(emulator)
+    peer = BrowserPeer()
+    await peer.connect(emulator.api_base, secret)
+    sideband = await connect_sideband(peer.call_id, secret)
+
+    await peer.close()
+
+    assert await sideband.closed() == 1000
+    detail = emulator.control("GET", f"/_emulator/calls/{peer.call_id}")
+    assert (detail["status"], detail["end_reason"]) == ("ended", "webrtc_disconnected")

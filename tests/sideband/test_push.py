@@ -16,8 +16,9 @@ from django.db import connections
 
 from config.asgi import application
 from sessions_app.models import Session
+from sideband.hints import hints_load
 from sideband.push import group_send_many, push_seq_current, push_to_session
-from tests.factories import OWNER_CREDENTIAL, TranscriptTurnFactory
+from tests.factories import OWNER_CREDENTIAL, CallFactory, TranscriptTurnFactory
 from tests.sideband.helpers import session_new
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -155,6 +156,58 @@ async def test_a_batched_group_send_reaches_every_member_of_every_group() -> Non
         {"type": "session.push", "payloads": [{"seq": 1}]},
         {"type": "session.push", "payloads": [{"seq": 2}]},
     ]
+
+
+async def _report(session: Session, message: Any) -> dict[str, Any]:
+    communicator = page(session.public_id, [ORIGIN, _cookie(OWNER_CREDENTIAL)])
+    assert (await communicator.connect())[0] is True
+    await communicator.receive_json_from(timeout=5)
+    await communicator.send_json_to(message)
+    answer: dict[str, Any] = await communicator.receive_json_from(timeout=5)
+    await communicator.disconnect()
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("items", "field"),
+    [
+        ([], "items"),
+        ([{"id": "item_1", "previousItemId": None}] * 101, "items"),
+        (["item_1"], "items[0]"),
+        ([{"id": "item_1", "text": "words"}], "items[0]"),
+        ([{"id": "x" * 65, "previousItemId": None}], "items[0].id"),
+        ([{"id": "item_2", "previousItemId": "a b"}], "items[0].previousItemId"),
+    ],
+)
+async def test_a_malformed_items_report_is_refused_naming_the_field(
+    items: list[Any], field: str
+) -> None:
+    session = await sync_to_async(session_new)()
+    call = await sync_to_async(CallFactory)(session=session)
+
+    answer = await _report(
+        session, {"type": "items.seen", "callId": str(call.call_id), "items": items}
+    )
+
+    assert (answer["type"], answer["field"]) == ("error", field)
+    assert await sync_to_async(hints_load)(call_id=str(call.call_id)) == {}
+
+
+async def test_items_of_another_sessions_call_are_refused_and_nothing_is_kept() -> None:
+    session = await sync_to_async(session_new)()
+    theirs = await sync_to_async(CallFactory)()
+
+    answer = await _report(
+        session,
+        {
+            "type": "items.seen",
+            "callId": str(theirs.call_id),
+            "items": [{"id": "item_1", "previousItemId": None}],
+        },
+    )
+
+    assert (answer["type"], answer["field"]) == ("error", "callId")
+    assert await sync_to_async(hints_load)(call_id=str(theirs.call_id)) == {}
 
 
 @pytest.mark.parametrize(
