@@ -351,7 +351,8 @@ class SessionTranscriptView(ClientAPIView):
                 "Transcript",
                 {
                     "sessionId": serializers.UUIDField(),
-                    "seq": serializers.IntegerField(),
+                    "seq": serializers.IntegerField(allow_null=True),
+                    "epoch": serializers.IntegerField(allow_null=True),
                     "turns": serializers.ListField(child=serializers.DictField()),
                 },
             )
