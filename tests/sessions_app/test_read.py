@@ -12,7 +12,7 @@ from django.urls import resolve
 
 from sessions_app.models import Call, Session, TranscriptTurn
 from sessions_app.selectors import iso
-from sideband.push import push_seq_next
+from sideband.push import push_seq_take
 from tests.factories import CallFactory, ClientSecretFactory, SessionFactory, TranscriptTurnFactory
 from tests.sessions_app.helpers import post_json
 
@@ -77,8 +77,7 @@ def test_session_state_shows_status_calls_and_secret_expiry(owner: Client) -> No
 
 def test_transcript_lists_turns_in_order_with_tool_fields(owner: Client) -> None:
     session = SessionFactory.create()
-    for _ in range(7):
-        push_seq_next(session_public_id=str(session.public_id))
+    position = push_seq_take(session_public_id=str(session.public_id), count=7)
     call = CallFactory.create(session=session, generation=1)
     later = TranscriptTurnFactory.create(
         session=session, call=call, position=2048, role="assistant", text="You said: hi"
@@ -102,7 +101,7 @@ def test_transcript_lists_turns_in_order_with_tool_fields(owner: Client) -> None
     assert response.status_code == 200
     body = response.json()
     assert body["sessionId"] == str(session.public_id)
-    assert body["seq"] == 7
+    assert (body["epoch"], body["seq"]) == (position.epoch, 7)
     assert [t["itemId"] for t in body["turns"]] == [first.item_id, later.item_id, tool.item_id]
     assert body["turns"][0] == {
         "itemId": first.item_id,
