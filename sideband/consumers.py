@@ -29,8 +29,9 @@ logger = logging.getLogger(__name__)
 
 # Close codes (4000-4999 are the application's): the page must not retry a 4403.
 CLOSE_FORBIDDEN = 4403
-# Redis or Postgres away while connecting: "try again later" (RFC 6455); the page retries.
-CLOSE_TRY_AGAIN_LATER = 1013
+# Redis or Postgres away: "try again later" (the HTTP 503 of the 4000s; daphne allows no 1013).
+# The page reconnects with backoff, as after any close but a 4403.
+CLOSE_TRY_AGAIN_LATER = 4503
 
 
 def _cookie(scope: dict[str, Any], name: str) -> str | None:

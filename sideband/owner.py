@@ -60,6 +60,7 @@ from websockets.exceptions import (
     WebSocketException,
 )
 
+from config.outages import BROKER_AWAY, REDIS_AWAY
 from sessions_app import upstream
 from sessions_app.models import Call, TranscriptTurn
 from sessions_app.selectors import turn_json
@@ -620,7 +621,9 @@ class SidebandOwner:
             "p99_push_send_ms": Stats.percentile(list(self.pusher.latency_ms)[-5000:], 99),
             "at": time.time(),
         }
-        _redis().set(f"sideband:stats:{self.owner_id}", json.dumps(figures), ex=60)
+        # Best effort: while Redis is away the pusher says so once; the figures wait.
+        with contextlib.suppress(*REDIS_AWAY):
+            _redis().set(f"sideband:stats:{self.owner_id}", json.dumps(figures), ex=60)
 
     # -- shutdown ----------------------------------------------------------------------------------
 
@@ -656,6 +659,11 @@ class SidebandOwner:
 
                 for call_id, generation in released:
                     call_own.apply_async(args=(call_id, generation))
+            except BROKER_AWAY as exc:
+                logger.warning(
+                    "hand-back not dispatched, broker away (the reconciler recovers the calls): %r",
+                    exc,
+                )
             except Exception:
                 # The leases then expire and the reconciler recovers the calls.
                 logger.exception("hand-back failed; the reconciler will recover the calls")
