@@ -29,6 +29,12 @@ DATABASE_AWAY: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
 DATABASE_RETRY_AFTER_S = 5
 
 
+def outage_line(exc: BaseException) -> str:
+    """The first line of an outage's error, for a one-line log (driver errors span several)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 class DatabaseAwayMiddleware:
     """A view that meets Postgres away answers 503 + Retry-After (JSON), not a 500 page."""
 
@@ -45,7 +51,7 @@ class DatabaseAwayMiddleware:
             "database away: %s %s answered 503: %s",
             request.method,
             request.path,
-            str(exception).strip().splitlines()[0] if str(exception).strip() else "",
+            outage_line(exception),
         )
         response = JsonResponse(
             {"detail": "The database is unavailable; retry shortly.", "code": "database_away"},

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+import redis
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_float, env_int, env_list, env_str
@@ -100,7 +101,16 @@ else:
                 # channels-redis blocks up to 5 s in BZPOPMIN waiting for a message; redis-py 8
                 # reads with a 5 s socket timeout by default, which fails an idle consumer.
                 # No read timeout: the blocking command's own timeout bounds the wait.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+                # A pooled connection that died with a Redis restart is retried once on a new
+                # one, so the first command after the restart does not fail.
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": None,
+                        "socket_connect_timeout": 2,
+                        "retry_on_error": [redis.ConnectionError],
+                    }
+                ],
                 "capacity": 1000,
                 "expiry": 30,
             },
@@ -189,7 +199,11 @@ else:
             "KEY_PREFIX": "rt",
             # Redis away must not hold a request: fail within a second (the rate limit then
             # fails open, sessions_app.ratelimit).
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+            "OPTIONS": {
+                "socket_connect_timeout": 1,
+                "socket_timeout": 1,
+                "retry_on_error": [redis.ConnectionError],
+            },
         }
     }
 

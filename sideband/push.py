@@ -53,6 +53,13 @@ PUSH_CONCURRENCY = 32
 PUSH_LINGER_S = 0.05
 # While messages are owed (Redis away), each shard tries a resync this often.
 PUSH_RESYNC_RETRY_S = 1.0
+# Redis away must not hold a push or a snapshot for long; a pooled connection that died with a
+# Redis restart is retried once on a new one.
+REDIS_CLIENT_OPTIONS: dict[str, Any] = {
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+    "retry_on_error": [redis.ConnectionError],
+}
 # In embedded mode the counter is a column that never resets: one epoch for ever.
 EMBEDDED_EPOCH = 0
 
@@ -97,9 +104,7 @@ def _seq_key(session_public_id: str) -> str:
 @cache
 def _redis() -> redis.Redis:
     # Short timeouts: a push or a snapshot must not hang a request while Redis is away.
-    return redis.Redis.from_url(
-        settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2, health_check_interval=10
-    )
+    return redis.Redis.from_url(settings.REDIS_URL, **REDIS_CLIENT_OPTIONS)
 
 
 _TAKE_SHA = hashlib.sha1(_TAKE_LUA.encode(), usedforsecurity=False).hexdigest()
@@ -283,9 +288,7 @@ class Pusher:
         client = (
             None
             if settings.EMBEDDED
-            else aioredis.Redis.from_url(
-                settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=5
-            )
+            else aioredis.Redis.from_url(settings.REDIS_URL, **REDIS_CLIENT_OPTIONS)
         )
         # Bounds concurrent group sends (channels-redis has a bounded connection pool).
         self._sending = asyncio.Semaphore(PUSH_CONCURRENCY)

@@ -15,6 +15,7 @@ from celery import shared_task
 from celery.signals import worker_shutdown
 from django.db import connection
 
+from config.outages import DATABASE_AWAY, outage_line
 from sideband import selectors, services
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,13 @@ def call_own(call_id: str, generation: int, dispatch: str = "") -> None:
         if not owner.attach(spec):
             # This process is shutting down: give the lease back for another worker.
             services.lease_release(owner=owner.owner_id, call_ids=[call_id])
+    except DATABASE_AWAY as exc:
+        # Not claimed: the reconciler dispatches the call again once Postgres is back.
+        logger.warning(
+            "call_own: database away, not claimed call=%s: %s",
+            call_id,
+            outage_line(exc),
+        )
     finally:
         # Pool threads do not keep a DB connection between calls.
         connection.close()
@@ -60,12 +68,19 @@ def call_own(call_id: str, generation: int, dispatch: str = "") -> None:
 
 @shared_task(name="sideband.tasks.calls_reconcile", ignore_result=True, time_limit=60)
 def calls_reconcile() -> int:
-    """Celery beat: re-dispatch live calls whose owner went silent (lease expired)."""
-    dispatches = services.calls_reconcile()
+    """Celery beat: re-dispatch live calls whose owner went silent (lease expired).
+
+    Postgres away: one line, and the next tick (SIDEBAND_RECONCILE_S) tries again."""
+    try:
+        dispatches = services.calls_reconcile()
+    except DATABASE_AWAY as exc:
+        logger.warning("reconcile skipped, database away: %s", outage_line(exc))
+        return 0
+    finally:
+        connection.close()
     for item in dispatches:
         logger.info("reconcile: re-dispatching call=%s", item.call_id)
         call_own.apply_async(args=(item.call_id, item.generation), kwargs={"dispatch": item.token})
-    connection.close()
     return len(dispatches)
 
 

@@ -8,7 +8,6 @@ transcript the server returns.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -26,10 +25,6 @@ if TYPE_CHECKING:
 # The first test also starts the stack (seconds, or a minute on a loaded machine).
 pytestmark = pytest.mark.timeout(240)
 
-# A traceback in a log is a failure somewhere, except Celery's own report of a lost broker
-# connection, which it always logs with one (and then reconnects).
-CELERY_BROKER_LOST = re.compile(r"consumer: Connection to broker lost")
-
 
 @pytest.fixture(scope="module")
 def stack(
@@ -40,13 +35,10 @@ def stack(
     ) as running:
         yield running
         logs = {name: running.log(name) for name in running.processes}
+    # A traceback in a log is a failure somewhere, even where no test looked: an outage is
+    # logged as one line by whoever meets it.
     for name, text in logs.items():
-        unexpected = [
-            found.start()
-            for found in re.finditer("Traceback", text)
-            if not CELERY_BROKER_LOST.search(text[max(0, found.start() - 600) : found.start()])
-        ]
-        assert not unexpected, f"{name} logged a traceback:\n{text}"
+        assert "Traceback" not in text, f"{name} logged a traceback:\n{text}"
 
 
 def say(upstream: EmulatorServer, call_id: str, text: str) -> None:
