@@ -189,6 +189,7 @@ MAX_REQUEST_BODY_BYTES = env_int("MAX_REQUEST_BODY_BYTES", 16_384, minimum=256)
 
 # Rate-limit counters must be shared by every web process: Redis when configured, else the
 # process-local memory of the embedded mode (one process serves everything there).
+CACHES: dict[str, dict[str, Any]]
 if EMBEDDED:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 else:

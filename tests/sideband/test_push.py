@@ -71,6 +71,7 @@ async def test_pushes_reach_the_page_numbered_in_order() -> None:
     received = [await communicator.receive_json_from(timeout=5) for _ in range(3)]
     await communicator.disconnect()
 
+    assert positions[0] is not None
     epoch = positions[0].epoch
     assert positions == [PushPosition(epoch=epoch, seq=n) for n in (1, 2, 3)]
     assert received == [{"type": "profile", "n": n, "seq": n + 1, "epoch": epoch} for n in range(3)]
