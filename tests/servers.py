@@ -1,9 +1,9 @@
 """A Redis and a Postgres of a test's own, to stop and restart: the fault tests' backing services.
 
 Each runs on a free port with its data and sockets in a temporary directory, so the machine's
-shared servers (5432, 6379) are never touched; `stop()` (and leaving the `with` block) ends
-every process it started. Postgres refuses to run as root: when the tests run as root, its
-commands run as the `postgres` system user (`runuser`), which owns the temporary directory.
+shared servers (5432, 6379) are never touched; leaving `running(...)` ends every process it
+started and removes its files. Postgres refuses to run as root: when the tests run as root,
+its commands run as the `postgres` system user (`runuser`), which owns the temporary directory.
 """
 
 from __future__ import annotations
@@ -16,13 +16,33 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
+from typing import Any, Protocol, Self, TypeVar
 
 import redis
 
 from realtime_emulator.testing import free_port
 from tests.processes import wait_for
+
+
+class _Server(Protocol):
+    def start(self) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+ServerT = TypeVar("ServerT", bound=_Server)
+
+
+@contextmanager
+def running(server: ServerT) -> Iterator[ServerT]:
+    """`with running(RedisServer()) as redis:` started; stopped and its files removed after."""
+    try:
+        yield server.start()
+    finally:
+        server.close()
 
 
 class RedisServer:
@@ -37,7 +57,7 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> RedisServer:
+    def start(self) -> Self:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         with (self.dir / "redis.log").open("ab") as log:
             self.proc = subprocess.Popen(
@@ -75,20 +95,9 @@ class RedisServer:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
 
-    def stop(self) -> None:
+    def close(self) -> None:
         self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> RedisServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _postgres_bin(name: str) -> str:
@@ -131,7 +140,7 @@ class PostgresServer:
             timeout=60,
         )
 
-    def start(self) -> PostgresServer:
+    def start(self) -> Self:
         if not self.data.exists():
             self._run(
                 _postgres_bin("initdb"),
@@ -204,15 +213,7 @@ class PostgresServer:
             return (self.dir / "postgres.log").read_text(errors="replace")
         return ""
 
-    def __enter__(self) -> PostgresServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         try:
             self.stop("immediate")
         finally:

@@ -22,7 +22,7 @@ from tests.browser.test_page import (
     start,
 )
 from tests.processes import wait_for
-from tests.servers import RedisServer
+from tests.servers import RedisServer, running
 
 if TYPE_CHECKING:
     from realtime_emulator.testing import EmulatorServer
@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 
 @pytest.fixture(scope="module")
 def private_redis() -> Iterator[RedisServer]:
-    with RedisServer() as server:
+    with running(RedisServer()) as server:
         yield server
 
 

@@ -25,7 +25,7 @@ from django.conf import settings
 
 from realtime_emulator.testing import free_port
 from tests.processes import celery_worker_argv, process_env, wait_for
-from tests.servers import PostgresServer, RedisServer
+from tests.servers import PostgresServer, RedisServer, running
 from tests.sideband.helpers import WORKER_ENV
 
 if TYPE_CHECKING:
@@ -97,8 +97,8 @@ def _start(name: str, argv: list[str], *, env: dict[str, str], logs: Path) -> Pr
 def stack_running(*, emulator_server: EmulatorServer, logs: Path) -> Iterator[Stack]:
     """Redis, Postgres (migrated), daphne, a worker and beat; all stopped at the end."""
     with ExitStack() as stop:
-        redis_server = stop.enter_context(RedisServer())
-        postgres = stop.enter_context(PostgresServer())
+        redis_server = stop.enter_context(running(RedisServer()))
+        postgres = stop.enter_context(running(PostgresServer()))
         postgres.create_database()
         env = process_env(
             emulator_server=emulator_server,

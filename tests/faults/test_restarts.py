@@ -80,6 +80,18 @@ def call_live(stack: Stack, upstream: EmulatorServer) -> tuple[Browser, str, str
     return browser, session_id, call_id
 
 
+def conversation_started(
+    stack: Stack, upstream: EmulatorServer, text: str
+) -> tuple[Browser, str, str, LiveSocket, dict[str, Any]]:
+    """A live call with the page connected and one exchange (`text`) seen live; the browser,
+    session id, call id, live socket and the answer's message."""
+    browser, session_id, call_id = call_live(stack, upstream)
+    page = browser.live(session_id)
+    page.receive_until(lambda m: m["type"] == "snapshot")
+    say(upstream, call_id, text)
+    return browser, session_id, call_id, page, page.receive_until(answered(text))
+
+
 def live_reconnected(browser: Browser, session_id: str) -> LiveSocket:
     """What the page does after its socket closed: connect again until the server takes it."""
 
@@ -110,11 +122,10 @@ def numbering_is_sound(messages: list[dict[str, Any]]) -> None:
 def test_redis_killed_mid_call_the_page_reconnects_and_no_turn_is_lost_or_doubled(
     stack: Stack, upstream: EmulatorServer
 ) -> None:
-    browser, session_id, call_id = call_live(stack, upstream)
-    page = browser.live(session_id)
-    page.receive_until(lambda m: m["type"] == "snapshot")
-    say(upstream, call_id, "before the restart")
-    epoch_before = page.receive_until(answered("before the restart"))["epoch"]
+    browser, session_id, call_id, page, answer = conversation_started(
+        stack, upstream, "before the restart"
+    )
+    epoch_before = answer["epoch"]
 
     stack.redis.kill()
     # The server closes the socket with "try again later"; the turns keep landing in Postgres
@@ -177,11 +188,9 @@ def test_redis_down_during_create_and_registration_the_call_is_owned_once_it_is_
 def test_postgres_restarted_mid_call_requests_get_503_then_succeed_and_no_turn_is_lost(
     stack: Stack, upstream: EmulatorServer
 ) -> None:
-    browser, session_id, call_id = call_live(stack, upstream)
-    page = browser.live(session_id)
-    page.receive_until(lambda m: m["type"] == "snapshot")
-    say(upstream, call_id, "before the restart")
-    page.receive_until(answered("before the restart"))
+    browser, session_id, call_id, page, _ = conversation_started(
+        stack, upstream, "before the restart"
+    )
 
     stack.postgres.stop()
     refused = browser.session_create()
@@ -206,11 +215,9 @@ def test_postgres_restarted_mid_call_requests_get_503_then_succeed_and_no_turn_i
 def test_redis_and_postgres_restarted_together_the_call_carries_on(
     stack: Stack, upstream: EmulatorServer
 ) -> None:
-    browser, session_id, call_id = call_live(stack, upstream)
-    page = browser.live(session_id)
-    page.receive_until(lambda m: m["type"] == "snapshot")
-    say(upstream, call_id, "before the restarts")
-    page.receive_until(answered("before the restarts"))
+    browser, session_id, call_id, page, _ = conversation_started(
+        stack, upstream, "before the restarts"
+    )
 
     stack.redis.kill()
     stack.postgres.stop()
