@@ -1,7 +1,8 @@
 """The page's live view of its session: `ws/session/<session_id>/`.
 
 Only the session's owner may listen (the client cookie; its sha256 is `Session.owner_hash`);
-the origin is checked by AllowedHostsOriginValidator (config/asgi.py). On connect the page gets
+the origin is checked on scheme, host and port (sideband.origin, config/asgi.py). Any other
+path is refused (`RouteNotFoundConsumer`). On connect the page gets
 a snapshot of the transcript, then every turn change, partial text and call end, each with the
 session's next sequence number and its epoch (sideband.push): a page that spots a gap, or
 another epoch, re-reads `GET /session/{id}/transcript?after=<last position>`.
@@ -27,10 +28,11 @@ from sideband.push import push_position_json, push_seq_current, session_group
 
 logger = logging.getLogger(__name__)
 
-# Close codes (4000-4999 are the application's): the page must not retry a 4403.
+# Close codes (4000-4999 are the application's): the page must not retry a 4403 or a 4404.
 CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
 # Redis or Postgres away: "try again later" (the HTTP 503 of the 4000s; daphne allows no 1013).
-# The page reconnects with backoff, as after any close but a 4403.
+# The page reconnects with backoff, as after any close but a 4403 or a 4404.
 CLOSE_TRY_AGAIN_LATER = 4503
 
 
@@ -110,3 +112,12 @@ class SessionConsumer(AsyncJsonWebsocketConsumer):
         """One message (`payload`) or a batch of consecutive ones (`payloads`), in order."""
         for payload in event.get("payloads") or [event["payload"]]:
             await self.send_json(payload)
+
+
+class RouteNotFoundConsumer(AsyncJsonWebsocketConsumer):
+    """Every socket path that is not a route: refused at the handshake (the server answers
+    403 to it), logged as one line without a traceback."""
+
+    async def connect(self) -> None:
+        logger.info("live socket: no route for path length %d", len(self.scope.get("path", "")))
+        await self.close(code=CLOSE_NOT_FOUND)
