@@ -24,7 +24,9 @@ if TYPE_CHECKING:
     from realtime_emulator.testing import EmulatorServer
 
 # Celery's log records of the broker going away under a worker.
-CELERY_BROKER_LOST = re.compile(r"Couldn't ack|Connection to broker lost")
+CELERY_BROKER_LOST = re.compile(
+    r"Couldn't ack|Connection to broker lost|Task exception was never retrieved"
+)
 # The first test also starts the stack (seconds, or a minute on a loaded machine).
 pytestmark = pytest.mark.timeout(240)
 
@@ -52,7 +54,7 @@ def stack(
 
 def _log_line_before(text: str, position: int) -> str:
     """The last log record (a line opening with "[") before `position`."""
-    records = re.findall(r"^\[.*$", text[:position], re.MULTILINE)
+    records = re.findall(r"^(?:\[|\d{4}-).*$", text[:position], re.MULTILINE)
     return records[-1] if records else ""
 
 
