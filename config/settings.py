@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+import redis
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_choice, env_float, env_int, env_list, env_str
@@ -50,6 +51,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Postgres away: 503 + Retry-After instead of a 500 (config/outages.py).
+    "config.outages.DatabaseAwayMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -102,7 +105,16 @@ else:
                 # channels-redis blocks up to 5 s in BZPOPMIN waiting for a message; redis-py 8
                 # reads with a 5 s socket timeout by default, which fails an idle consumer.
                 # No read timeout: the blocking command's own timeout bounds the wait.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+                # A pooled connection that died with a Redis restart is retried once on a new
+                # one, so the first command after the restart does not fail.
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": None,
+                        "socket_connect_timeout": 2,
+                        "retry_on_error": [redis.ConnectionError],
+                    }
+                ],
                 "capacity": 1000,
                 "expiry": 30,
             },
@@ -181,6 +193,7 @@ MAX_REQUEST_BODY_BYTES = env_int("MAX_REQUEST_BODY_BYTES", 16_384, minimum=256)
 
 # Rate-limit counters must be shared by every web process: Redis when configured, else the
 # process-local memory of the embedded mode (one process serves everything there).
+CACHES: dict[str, dict[str, Any]]
 if EMBEDDED:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 else:
@@ -189,6 +202,13 @@ else:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "rt",
+            # Redis away must not hold a request: fail within a second (the rate limit then
+            # fails open, sessions_app.ratelimit).
+            "OPTIONS": {
+                "socket_connect_timeout": 1,
+                "socket_timeout": 1,
+                "retry_on_error": [redis.ConnectionError],
+            },
         }
     }
 
@@ -306,6 +326,8 @@ SIDEBAND_TRANSCRIPT_WAIT_S = env_float("SIDEBAND_TRANSCRIPT_WAIT_S", 30.0, minim
 # transcript kept), so a client that never refreshes does not hit its open-session cap.
 SESSION_IDLE_CLOSE_S = env_float("SESSION_IDLE_CLOSE_S", 7200.0, minimum=1.0)
 SESSION_IDLE_SWEEP_S = env_float("SESSION_IDLE_SWEEP_S", 60.0, minimum=0.1)  # beat period
+# Beat's stock scheduler, with one line instead of a traceback per tick while Redis is away.
+CELERY_BEAT_SCHEDULER = "config.beat:BrokerAwareScheduler"
 CELERY_BEAT_SCHEDULE = {
     "sideband-reconcile": {
         "task": "sideband.tasks.calls_reconcile",

@@ -467,7 +467,8 @@ class SessionTranscriptView(ClientAPIView):
                 "Transcript",
                 {
                     "sessionId": serializers.UUIDField(),
-                    "seq": serializers.IntegerField(),
+                    "seq": serializers.IntegerField(allow_null=True),
+                    "epoch": serializers.IntegerField(allow_null=True),
                     "turns": _TURN_SCHEMA,
                 },
             ),

@@ -55,13 +55,14 @@ def turn_list(*, session: Session, after: int | None = None) -> QuerySet[Transcr
 def transcript_json(*, session: Session, after: int | None = None) -> dict[str, Any]:
     # The live push numbers its messages (in Redis when it is configured); imported here as
     # the sideband depends on this module, not the other way round.
-    from sideband.push import push_seq_current
+    from sideband.push import push_position_json, push_seq_current
 
     return {
         "sessionId": str(session.public_id),
-        # The live push's sequence number at read time: a page that sees a later push knows
-        # this snapshot is older, one that missed pushes re-reads from its last position.
-        "seq": push_seq_current(session_public_id=str(session.public_id)),
+        # The live push's sequence number (and epoch) at read time: a page that sees a later
+        # push knows this snapshot is older, one that missed pushes re-reads from its last
+        # position. Null while Redis is away: the transcript itself is Postgres'.
+        **push_position_json(push_seq_current(session_public_id=str(session.public_id))),
         "turns": [turn_json(turn) for turn in turn_list(session=session, after=after)],
     }
 

@@ -17,6 +17,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from config.outages import BROKER_AWAY
 from extraction.instructions import profile_carry_instructions, session_instructions
 from extraction.services import profile_carry
 from sessions_app import selectors, upstream
@@ -172,6 +173,14 @@ def _call_own_dispatch(call_id: str, generation: int) -> None:
 
     try:
         call_own.delay(call_id, generation)
+    except BROKER_AWAY as exc:
+        logger.warning(
+            "call_own not dispatched, broker away (the reconciler dispatches it when it is "
+            "back) call=%s generation=%s: %r",
+            call_id,
+            generation,
+            exc,
+        )
     except Exception:
         logger.exception("dispatch of call_own failed call=%s generation=%s", call_id, generation)
 

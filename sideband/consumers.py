@@ -4,8 +4,8 @@ Only the session's owner may listen (the client cookie; its sha256 is `Session.o
 the origin is checked on scheme, host and port (sideband.origin, config/asgi.py). Any other
 path is refused (`RouteNotFoundConsumer`). On connect the page gets
 a snapshot of the transcript, then every turn change, partial text and call end, each with the
-session's next sequence number: a page that spots a gap re-reads
-`GET /session/{id}/transcript?after=<last position>`.
+session's next sequence number and its epoch (sideband.push): a page that spots a gap, or
+another epoch, re-reads `GET /session/{id}/transcript?after=<last position>`.
 
 The page sends two things: `{"type": "items.seen", "callId", "items": [{"id",
 "previousItemId"}]}`, the item ids its data channel saw (gap-fill hints, sideband.hints; for a
@@ -15,6 +15,7 @@ report is answered `{"type": "error", "field", "message"}` and changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import uuid
@@ -26,18 +27,22 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from config.outages import DATABASE_AWAY, REDIS_AWAY
 from sessions_app.crypto import sha256_hex
 from sessions_app.models import Call, Session
 from sessions_app.selectors import turn_json, turn_list
 from sideband.hints import HintsInvalid, hints_store, items_seen_parse
 from sideband.presence import page_seen
-from sideband.push import push_seq_current, session_group
+from sideband.push import push_position_json, push_seq_current, session_group
 
 logger = logging.getLogger(__name__)
 
 # Close codes (4000-4999 are the application's): the page must not retry a 4403 or a 4404.
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
+# Redis or Postgres away: "try again later" (the HTTP 503 of the 4000s; daphne allows no 1013).
+# The page reconnects with backoff, as after any close but a 4403 or a 4404.
+CLOSE_TRY_AGAIN_LATER = 4503
 
 
 def _cookie(scope: dict[str, Any], name: str) -> str | None:
@@ -64,9 +69,9 @@ def _owned_session(public_id: uuid.UUID, credential: str | None) -> Session | No
 def _snapshot(session: Session) -> dict[str, Any]:
     # Sequence first, then the turns: every push numbered up to `seq` was sent after its
     # change committed, so the turns read next already include it.
-    seq = push_seq_current(session_public_id=str(session.public_id))
+    position = push_seq_current(session_public_id=str(session.public_id))
     turns = [turn_json(turn) for turn in turn_list(session=session)]
-    return {"type": "snapshot", "seq": seq, "turns": turns}
+    return {"type": "snapshot", **push_position_json(position), "turns": turns}
 
 
 @database_sync_to_async
@@ -89,7 +94,24 @@ class SessionConsumer(AsyncJsonWebsocketConsumer):
     group: str | None = None
     session: Session | None = None
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Redis going away under an open socket (the layer's receive fails) closes it with
+        "try again later" and one log line: the page reconnects to a fresh snapshot."""
+        try:
+            await super().__call__(scope, receive, send)
+        except REDIS_AWAY as exc:
+            logger.warning("live socket closed, Redis away: %r", exc)
+            with contextlib.suppress(Exception):  # the socket may be gone already
+                await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN_LATER})
+
     async def connect(self) -> None:
+        try:
+            await self._join()
+        except (*REDIS_AWAY, *DATABASE_AWAY) as exc:
+            logger.warning("live socket refused, a backing service is away: %r", exc)
+            await self.close(code=CLOSE_TRY_AGAIN_LATER)
+
+    async def _join(self) -> None:
         public_id = self.scope["url_route"]["kwargs"]["session_id"]
         credential = _cookie(self.scope, settings.CLIENT_COOKIE_NAME)
         session = await _owned_session(public_id, credential)
@@ -107,7 +129,9 @@ class SessionConsumer(AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         if self.group is not None:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            # Redis away: nothing to leave (the group expires by itself).
+            with contextlib.suppress(*REDIS_AWAY):
+                await self.channel_layer.group_discard(self.group, self.channel_name)
             await self._seen()
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:

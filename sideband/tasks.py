@@ -16,6 +16,7 @@ from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import connection
 
+from config.outages import BROKER_AWAY, DATABASE_AWAY, outage_line
 from sessions_app import upstream
 from sessions_app.services import sessions_close_idle
 from sideband import selectors, services
@@ -90,6 +91,13 @@ def call_own(call_id: str, generation: int, dispatch: str = "") -> None:
             services.lease_release(owner=owner.owner_id, call_ids=[call_id])
             if not owner.closing:
                 call_own.apply_async(args=(call_id, generation))
+    except DATABASE_AWAY as exc:
+        # Not claimed: the reconciler dispatches the call again once Postgres is back.
+        logger.warning(
+            "call_own: database away, not claimed call=%s: %s",
+            call_id,
+            outage_line(exc),
+        )
     finally:
         # Pool threads do not keep a DB connection between calls.
         connection.close()
@@ -97,14 +105,21 @@ def call_own(call_id: str, generation: int, dispatch: str = "") -> None:
 
 @shared_task(name="sideband.tasks.calls_reconcile", ignore_result=True, time_limit=60)
 def calls_reconcile() -> int:
-    """Celery beat: re-dispatch live calls whose owner went silent (lease expired)."""
-    dispatches = services.calls_reconcile()
+    """Celery beat: re-dispatch live calls whose owner went silent (lease expired).
+
+    Postgres away: one line, and the next tick (SIDEBAND_RECONCILE_S) tries again."""
+    try:
+        dispatches = services.calls_reconcile()
+    except DATABASE_AWAY as exc:
+        logger.warning("reconcile skipped, database away: %s", outage_line(exc))
+        return 0
+    finally:
+        connection.close()
     for item in dispatches:
         if item.unclaimed:
             logger.warning("reconcile: call unclaimed past its grace call=%s", item.call_id)
         logger.info("reconcile: re-dispatching call=%s", item.call_id)
         call_own.apply_async(args=(item.call_id, item.generation), kwargs={"dispatch": item.token})
-    connection.close()
     return len(dispatches)
 
 
@@ -151,5 +166,10 @@ def _owner_shutdown(**_: Any) -> None:
     owner = owner_current()
     if owner is None:
         return
-    for call_id, generation in owner.shutdown(handback=True):
-        call_own.apply_async(args=(call_id, generation))
+    released = owner.shutdown(handback=True)
+    try:
+        for call_id, generation in released:
+            call_own.apply_async(args=(call_id, generation))
+    except BROKER_AWAY as exc:
+        # The leases were released: the reconciler recovers the calls once the broker is back.
+        logger.warning("hand-back not dispatched, broker away: %s", outage_line(exc))

@@ -3,6 +3,7 @@ exported to Redis (`sideband:stats:<owner id>`) for operators and the benchmark.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -16,6 +17,7 @@ from prometheus_client import CollectorRegistry, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from config.outages import REDIS_AWAY
 from sideband.push import _redis
 
 if TYPE_CHECKING:
@@ -171,7 +173,12 @@ def peers_update(owner: SidebandOwner) -> None:
     pipe = _redis().pipeline(transaction=False)
     pipe.hset(PEERS_KEY, owner.owner_id, json.dumps({"held": held, "at": now}))
     pipe.hgetall(PEERS_KEY)
-    _, entries = pipe.execute()
+    try:
+        _, entries = pipe.execute()
+    except REDIS_AWAY:
+        # No peers known while Redis is away: shares are not compared (the pusher logs it).
+        owner.least_peer_held = None
+        return
     fresh_s = max(PEER_FRESH_S, 3 * settings.SIDEBAND_POLL_S)
     peers: list[int] = []
     for raw_owner, raw in entries.items():
@@ -190,7 +197,8 @@ def peers_update(owner: SidebandOwner) -> None:
 def peers_leave(owner: SidebandOwner) -> None:
     """This process holds nothing any more (shutdown): drop its entry."""
     if not settings.EMBEDDED:
-        _redis().hdel(PEERS_KEY, owner.owner_id)
+        with contextlib.suppress(*REDIS_AWAY):  # its entry then goes stale by itself
+            _redis().hdel(PEERS_KEY, owner.owner_id)
 
 
 def stats_export(owner: SidebandOwner) -> None:
@@ -224,4 +232,6 @@ def stats_export(owner: SidebandOwner) -> None:
         "p99_push_send_ms": Stats.percentile(list(owner.pusher.latency_ms)[-5000:], 99),
         "at": time.time(),
     }
-    _redis().set(f"sideband:stats:{owner.owner_id}", json.dumps(figures), ex=60)
+    # Best effort: while Redis is away the pusher says so once; the figures wait.
+    with contextlib.suppress(*REDIS_AWAY):
+        _redis().set(f"sideband:stats:{owner.owner_id}", json.dumps(figures), ex=60)

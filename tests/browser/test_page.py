@@ -315,7 +315,8 @@ def test_extract_profile_shows_the_card_with_evidence(
 
     page.get_by_role("button", name="Extract profile").click()
     card = page.get_by_role("region", name=re.compile(r"^Profile"))
-    expect(card).to_be_visible()
+    # The API answers once the worker's extraction is done (it waits up to EXTRACTION_WAIT_S).
+    expect(card).to_be_visible(timeout=settings.EXTRACTION_WAIT_S * 1000 + 5_000)
     profile = wait_for(
         lambda: Profile.objects.filter(session__public_id=session_id).first(),
         timeout=10,

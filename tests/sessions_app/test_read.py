@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from sessions_app.models import Call, Session, TranscriptTurn
 from sessions_app.selectors import iso
-from sideband.push import push_seq_next
+from sideband.push import push_seq_take
 from tests.factories import CallFactory, ClientSecretFactory, SessionFactory, TranscriptTurnFactory
 from tests.sessions_app.helpers import post_json
 
@@ -104,8 +104,7 @@ def test_session_state_shows_capture_pending_for_a_call_no_worker_claimed(owner:
 
 def test_transcript_lists_turns_in_order_with_tool_fields(owner: Client) -> None:
     session = SessionFactory.create()
-    for _ in range(7):
-        push_seq_next(session_public_id=str(session.public_id))
+    position = push_seq_take(session_public_id=str(session.public_id), count=7)
     call = CallFactory.create(session=session, generation=1)
     later = TranscriptTurnFactory.create(
         session=session, call=call, position=2048, role="assistant", text="You said: hi"
@@ -129,7 +128,7 @@ def test_transcript_lists_turns_in_order_with_tool_fields(owner: Client) -> None
     assert response.status_code == 200
     body = response.json()
     assert body["sessionId"] == str(session.public_id)
-    assert body["seq"] == 7
+    assert (body["epoch"], body["seq"]) == (position.epoch, 7)
     assert [t["itemId"] for t in body["turns"]] == [first.item_id, later.item_id, tool.item_id]
     assert body["turns"][0] == {
         "itemId": first.item_id,

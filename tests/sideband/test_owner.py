@@ -469,8 +469,11 @@ async def test_the_page_sees_turns_and_deltas_live_then_the_call_end(
         await communicator.disconnect()
         await sync_to_async(connections.close_all)()
 
-    assert snapshot == {"type": "snapshot", "seq": 0, "turns": []}
-    assert [m["seq"] for m in messages] == list(range(1, len(messages) + 1))
+    epoch = snapshot["epoch"]
+    assert snapshot == {"type": "snapshot", "seq": 0, "epoch": epoch, "turns": []}
+    assert [(m["epoch"], m["seq"]) for m in messages] == [
+        (epoch, n) for n in range(1, len(messages) + 1)
+    ]
     deltas = [m for m in messages if m["type"] == "delta" and m["role"] == "assistant"]
     assert deltas[-1]["text"] == reply("live please")
     assert "".join(d["delta"] for d in deltas) == reply("live please")
@@ -482,6 +485,7 @@ async def test_the_page_sees_turns_and_deltas_live_then_the_call_end(
     assert messages[-1] == {
         "type": "call.ended",
         "seq": len(messages),
+        "epoch": epoch,
         "callId": call.call_id,
         "reason": "hangup",
         "message": "sideband closed: hangup",

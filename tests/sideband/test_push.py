@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import pytest
+import redis.asyncio
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
@@ -17,7 +18,7 @@ from django.db import connections
 from config.asgi import application
 from sessions_app.models import Session
 from sideband.hints import hints_load
-from sideband.push import group_send_many, push_seq_current, push_to_session
+from sideband.push import PushPosition, group_send_many, push_seq_current, push_to_session
 from tests.factories import OWNER_CREDENTIAL, CallFactory, TranscriptTurnFactory
 from tests.sideband.helpers import session_new
 
@@ -60,6 +61,7 @@ async def test_owner_gets_a_snapshot_on_connect() -> None:
     assert connected is True
     assert snapshot["type"] == "snapshot"
     assert snapshot["seq"] == 0
+    assert isinstance(snapshot["epoch"], int)
     assert [(t["itemId"], t["text"], t["role"]) for t in snapshot["turns"]] == [
         (turn.item_id, "hello", "user")
     ]
@@ -71,16 +73,47 @@ async def test_pushes_reach_the_page_numbered_in_order() -> None:
     await communicator.connect()
     await communicator.receive_json_from(timeout=5)
 
-    seqs = [
+    positions = [
         await sync_to_async(push_to_session)(session=session, payload={"type": "profile", "n": n})
         for n in range(3)
     ]
     received = [await communicator.receive_json_from(timeout=5) for _ in range(3)]
     await communicator.disconnect()
 
-    assert seqs == [1, 2, 3]
-    assert received == [{"type": "profile", "n": n, "seq": n + 1} for n in range(3)]
-    assert await sync_to_async(push_seq_current)(session_public_id=str(session.public_id)) == 3
+    assert positions[0] is not None
+    epoch = positions[0].epoch
+    assert positions == [PushPosition(epoch=epoch, seq=n) for n in (1, 2, 3)]
+    assert received == [{"type": "profile", "n": n, "seq": n + 1, "epoch": epoch} for n in range(3)]
+    assert await sync_to_async(push_seq_current)(
+        session_public_id=str(session.public_id)
+    ) == PushPosition(epoch=epoch, seq=3)
+
+
+async def test_a_vanished_counter_starts_a_new_epoch_the_page_can_tell_apart() -> None:
+    """Redis restarted without its data (or the key expired): numbering starts again at 1, in
+    a new epoch, so a page that saw higher numbers knows these are new."""
+    session = await sync_to_async(session_new)()
+    public_id = str(session.public_id)
+    for _ in range(5):
+        await sync_to_async(push_to_session)(session=session, payload={"type": "profile"})
+    before = await sync_to_async(push_seq_current)(session_public_id=public_id)
+    communicator = page(session.public_id, [ORIGIN, _cookie(OWNER_CREDENTIAL)])
+    await communicator.connect()
+    await communicator.receive_json_from(timeout=5)
+
+    await redis.asyncio.Redis.from_url(django_settings.REDIS_URL).delete(
+        f"sideband:push:{public_id}"
+    )
+    after = await sync_to_async(push_to_session)(session=session, payload={"type": "profile"})
+    message = await communicator.receive_json_from(timeout=5)
+    await communicator.disconnect()
+
+    assert before is not None
+    assert before.seq == 5
+    assert after is not None
+    assert after.seq == 1
+    assert after.epoch > before.epoch
+    assert message == {"type": "profile", "seq": 1, "epoch": after.epoch}
 
 
 async def test_snapshot_carries_the_current_sequence_number() -> None:
@@ -93,6 +126,7 @@ async def test_snapshot_carries_the_current_sequence_number() -> None:
     await communicator.disconnect()
 
     assert snapshot["seq"] == 1
+    assert isinstance(snapshot["epoch"], int)
 
 
 async def test_a_stranger_is_refused_and_hears_nothing() -> None:
