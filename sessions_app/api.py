@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from sessions_app import auth, ratelimit, selectors, services, upstream
+from sessions_app import auth, export, ratelimit, selectors, services, upstream
 from sessions_app.models import Session
 
 # OpenAI call ids: `rtc_` then letters, digits and underscores (e.g. `rtc_u1_9c6574da...`).
@@ -328,6 +328,7 @@ class SessionDetailView(ClientAPIView):
                     "expiresAt": serializers.DateTimeField(allow_null=True),
                     "calls": _CALLS_SCHEMA,
                     "turnCount": serializers.IntegerField(),
+                    "profile": serializers.DictField(allow_null=True),
                 },
             )
         }
@@ -364,3 +365,18 @@ class SessionTranscriptView(ClientAPIView):
         return Response(
             selectors.transcript_json(session=session, after=query.validated_data.get("after"))
         )
+
+
+class SessionTranscriptFileView(ClientAPIView):
+    """The transcript as a file to download (`.md` or `.json`), from the server's record."""
+
+    @extend_schema(responses={(200, "text/markdown"): str, (200, "application/json"): dict})
+    def get(self, request: Request, session_id: str, kind: str) -> HttpResponse:
+        session = _session_from_path(request, session_id)
+        try:
+            file = export.transcript_file(session, kind=kind)
+        except ValueError:
+            raise Http404 from None
+        response = HttpResponse(file.content, content_type=file.content_type)
+        response["Content-Disposition"] = f'attachment; filename="{file.filename}"'
+        return response

@@ -26,6 +26,7 @@ from sideband.capture.ops import (
     INCOMPLETE,
     MESSAGE_MAX,
     NAME_MAX,
+    SPOKEN,
     TERMINAL_ERROR_CODES,
     TOOL_CALL,
     USER,
@@ -97,6 +98,7 @@ def _on_audio_committed(state: CaptureState, event: dict[str, Any], ops: list[Op
         return
     prev = resolve_prev(state, event.get("previous_item_id"), item_id, ops, told=True)
     rec = new_item(state, item_id, USER, prev)
+    rec.input_mode = SPOKEN
     if rec.text is None and rec.status == IN_PROGRESS:
         rec.awaiting_transcript = state.transcription_expected
         if not rec.awaiting_transcript:

@@ -18,6 +18,10 @@ INCOMPLETE: Final = "incomplete"
 FAILED: Final = "failed"
 FINAL_STATUSES: Final = frozenset({COMPLETED, INCOMPLETE, FAILED})
 
+# TranscriptTurn.InputMode values: how a user turn was given (typed or spoken); "" otherwise.
+TYPED: Final = "text"
+SPOKEN: Final = "audio"
+
 # Upstream `error` codes after which the call is over, mapped to Call.EndReason values.
 # With client-secret auth a rejected credential mid-call means the secret expired.
 TERMINAL_ERROR_CODES: Final[dict[str, str]] = {
@@ -49,6 +53,7 @@ class TurnUpsert:
     arguments: str = ""
     tool_call_id: str = ""
     output: str = ""
+    input_mode: str = ""
     # Only for a recovered item whose predecessor is unknown: the turn it must come before.
     next_item_id: str | None = None
 
@@ -99,6 +104,7 @@ class ItemRecord:
     arguments: str = ""
     tool_call_id: str = ""
     output: str = ""
+    input_mode: str = ""
     # A user audio turn whose transcript has not arrived (and will, transcription being on).
     awaiting_transcript: bool = False
     # The client truncated the audio: the generated text is kept, never shortened.
@@ -119,6 +125,7 @@ class ItemRecord:
             arguments=self.arguments,
             tool_call_id=self.tool_call_id,
             output=self.output,
+            input_mode=self.input_mode,
             next_item_id=self.next_item_id,
         )
 
@@ -171,6 +178,7 @@ class CaptureState:
                 arguments=turn.arguments,
                 tool_call_id=turn.tool_call_id,
                 output=turn.output,
+                input_mode=turn.input_mode,
                 awaiting_transcript=(
                     turn.role == USER and turn.text is None and turn.status == IN_PROGRESS
                 ),
