@@ -135,15 +135,18 @@ def test_start_talk_by_text_and_microphone_shows_server_turns_in_order(
 
     session_id = start(page)
     # Keep the fake microphone quiet until the text turn is done.
-    page.get_by_role("button", name="Mute").click()
-    expect(page.get_by_role("button", name="Unmute")).to_have_attribute("aria-pressed", "true")
+    mute = page.get_by_role("button", name="Mute")
+    mute.click()
+    # The name stays: a screen reader hears "Mute, toggle button, pressed".
+    expect(mute).to_have_attribute("aria-pressed", "true")
     call_id = attached_call_of(page)
 
     say(page, "Hello from the keyboard")
     expect_transcript(page, ["Hello from the keyboard", reply("Hello from the keyboard")])
     screenshot(page, "start-text-turn")
 
-    page.get_by_role("button", name="Unmute").click()
+    mute.click()
+    expect(mute).to_have_attribute("aria-pressed", "false")
     spoken = "Spoken turn 1, about 1 second."
     expect_transcript(
         page,
@@ -151,7 +154,7 @@ def test_start_talk_by_text_and_microphone_shows_server_turns_in_order(
         timeout=30_000,
     )
     screenshot(page, "start-mid-conversation")
-    page.get_by_role("button", name="Mute").click()
+    mute.click()
 
     # What the page shows is the server's transcript, in the server's order.
     session = Session.objects.get(public_id=session_id)
@@ -211,7 +214,7 @@ def test_renew_registers_a_new_call_moves_the_sideband_and_applies_instructions(
     first_item = str(transcript_items(page).first.get_attribute("data-item-id"))
     _profile_store(session_id, evidence=first_item)
 
-    page.get_by_role("button", name="Renew").click()
+    page.get_by_role("button", name="Reconnect").click()
     expect(page.locator("body")).not_to_have_attribute("data-call-id", first_call)
     wait_ready(page)
     second_call = call_id_of(page)
@@ -270,6 +273,10 @@ def test_refresh_starts_a_new_session_with_an_empty_transcript(
     expect_transcript(page, ["Remember this", reply("Remember this")])
 
     page.get_by_role("button", name="Refresh").click()
+    dialog = page.get_by_role("dialog", name="Start a new conversation?")
+    # Without a profile there is nothing to carry.
+    expect(dialog.get_by_label("Carry the profile into the new conversation")).to_be_hidden()
+    dialog.get_by_role("button", name="Start new conversation").click()
     expect(page.locator("body")).not_to_have_attribute("data-session-id", old_session)
     wait_ready(page)
     new_session = session_id_of(page)
@@ -534,9 +541,10 @@ def test_keyboard_alone_starts_and_sends(launch_page: LaunchPage, upstream: Emul
         focus_order.append(
             page.evaluate("document.activeElement.id || document.activeElement.textContent")
         )
-    # The skip link, then the start form in reading order; disabled controls are skipped.
+    # The skip link (to Start: the message box is disabled before it), then the start form in
+    # reading order; disabled controls are skipped.
     assert focus_order == [
-        "Skip to the message box",
+        "Skip to Start",
         "Model and voice",
         "model",
         "voice",
