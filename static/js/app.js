@@ -139,6 +139,7 @@ function updateControls() {
   el.skipLink.href = hasSession ? "#message" : "#start";
   el.skipLink.textContent = hasSession ? "Skip to the message box" : "Skip to Start";
   downloads.show(state.sessionId);
+  clocksRender(Date.now());
   document.body.dataset.sessionId = state.sessionId ?? "";
   document.body.dataset.callId = state.call?.callId ?? "";
   document.body.dataset.ready = String(ready && !busy);
