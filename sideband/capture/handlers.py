@@ -39,6 +39,10 @@ from sideband.capture.ops import (
 
 logger = logging.getLogger(__name__)
 
+# Upstream error codes that are part of normal operation: a sideband (re)joining a call that
+# the page has just replaced (renew, reload) hears `call_not_found`.
+EXPECTED_ERROR_CODES: Final = frozenset({"call_not_found"})
+
 
 def _on_item_added(state: CaptureState, event: dict[str, Any], ops: list[Op]) -> None:
     rec = place_item(state, event, ops, told=True)
@@ -276,8 +280,10 @@ def _on_error(state: CaptureState, event: dict[str, Any], ops: list[Op]) -> None
         ops.append(CallEnded(reason=reason, message=str(message or code)[:MESSAGE_MAX]))
         return
     # Not terminal (e.g. a retrieve of an item upstream no longer has); the message may
-    # quote what the page sent, so only the type and code are logged.
-    logger.warning("Upstream error on the sideband: type=%s code=%s", error.get("type"), code)
+    # quote what the page sent, so only the type and code are logged. An expected answer
+    # (the call already ended: every renew and reload ends one) is not a warning.
+    level = logging.INFO if code in EXPECTED_ERROR_CODES else logging.WARNING
+    logger.log(level, "Upstream error on the sideband: type=%s code=%s", error.get("type"), code)
 
 
 def _ignore(state: CaptureState, event: dict[str, Any], ops: list[Op]) -> None:

@@ -104,6 +104,8 @@ def test_make_run_serves_the_page_the_api_and_the_sideband_and_stops_on_ctrl_c(
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
         # The emulator's synthetic call has its own secret: join its sideband with the key.
         SIDEBAND_AUTH="api_key",
+        # Beat's reconciler runs many times meanwhile: its routine runs must not be logged.
+        SIDEBAND_RECONCILE_S="0.5",
     )
     log = (tmp_path / "devserver.log").open("wb")
     process = subprocess.Popen(
@@ -175,6 +177,11 @@ def test_make_run_serves_the_page_the_api_and_the_sideband_and_stops_on_ctrl_c(
     assert "[devserver] stopped" in output
     # Nothing failed on the way (the in-process worker logs what it cannot write or push).
     assert "Traceback" not in output
+    # Quiet: no routine beat ticks, no warning about the embedded broker or an ended call.
+    assert "calls_reconcile" not in output
+    assert "sideband-reconcile" not in output
+    assert "No hostname" not in output
+    assert "WARNING" not in output
 
 
 def _sleeper() -> subprocess.Popen[bytes]:
