@@ -30,7 +30,6 @@ from tests.browser.test_page import (
     transcript_items,
     wait_ready,
 )
-from tests.processes import wait_for
 
 if TYPE_CHECKING:
     from realtime_emulator.testing import EmulatorServer
@@ -186,7 +185,8 @@ def test_the_admin_session_page_reads_as_a_conversation_and_exports_it(
     expect(conversation.get_by_role("listitem").nth(4)).to_contain_text("spoken")
     # Full-width text, and nothing wider than the window.
     text_width = conversation.locator(".conversation-text").first.bounding_box()
-    assert text_width is not None and text_width["width"] > 600
+    assert text_width is not None
+    assert text_width["width"] > 600
     assert admin.evaluate("document.documentElement.scrollWidth") <= 1280
     screenshot(admin, "admin-transcript")
 
