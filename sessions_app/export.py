@@ -23,7 +23,10 @@ SPEAKER = {
     TranscriptTurn.Role.TOOL_CALL: "Function call",
     TranscriptTurn.Role.TOOL_OUTPUT: "Function output",
 }
-HOW_GIVEN = {TranscriptTurn.InputMode.TYPED: "typed", TranscriptTurn.InputMode.SPOKEN: "spoken"}
+HOW_GIVEN: dict[str, str] = {
+    TranscriptTurn.InputMode.TYPED: "typed",
+    TranscriptTurn.InputMode.SPOKEN: "spoken",
+}
 
 
 @dataclass(frozen=True, slots=True)
