@@ -147,12 +147,22 @@ def test_start_talk_by_text_and_microphone_shows_server_turns_in_order(
 
     mute.click()
     expect(mute).to_have_attribute("aria-pressed", "false")
+    # Live cues: the microphone's level rises, then the page shows the person speaking.
+    page.wait_for_function(
+        "document.getElementById('mic-level').value > 0.05", polling=50, timeout=15_000
+    )
+    expect(page.locator("#cue-you")).to_have_text("speaking", timeout=5_000)
     spoken = "Spoken turn 1, about 1 second."
     expect_transcript(
         page,
         ["Hello from the keyboard", reply("Hello from the keyboard"), spoken, reply(spoken)],
         timeout=30_000,
     )
+    expect(page.locator("#cue-you")).to_have_text("quiet")
+    expect(page.locator("#cue-assistant")).to_have_text("listening")
+    expect(page.locator("#elapsed-value")).to_have_text(re.compile(r"^\d+:\d\d$"))
+    expect(page.locator("#call-cap-value")).to_have_text("1:00:00")
+    expect(transcript_items(page).locator(".how")).to_have_text(["typed", "spoken"])
     screenshot(page, "start-mid-conversation")
     mute.click()
 

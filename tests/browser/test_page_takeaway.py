@@ -205,6 +205,37 @@ def test_the_admin_session_page_reads_as_a_conversation_and_exports_it(
     expect(row.locator(".field-last_turn")).to_have_text(reply("Thanks"))
 
 
+def test_the_event_log_is_newest_first_with_folded_payloads_and_a_filter(
+    launch_page: LaunchPage, upstream: EmulatorServer
+) -> None:
+    page = launch_page()
+    start(page)
+    attached_call_of(page)
+    say(page, "Log me")
+    expect_transcript(page, ["Log me", reply("Log me")])
+    page.get_by_text("Event log").click()
+    # The reply's last event is in, so the log is still while we read it.
+    expect(page.locator("#event-log")).to_contain_text("output_audio_buffer.stopped")
+    entries = page.locator("#event-log > li")
+
+    # Newest first: the entry at the top is the latest (times are HH:MM:SS.mmm).
+    times = [line[:12] for line in entries.all_inner_texts()]
+    assert times == sorted(times, reverse=True)
+    assert len(times) > 5
+
+    page.get_by_label("Filter events").fill("response.done")
+    shown = page.locator("#event-log > li:visible")
+    expect(shown).to_have_count(1)
+    payload = shown.locator("pre")
+    expect(payload).to_be_hidden()  # folded until asked for
+    shown.locator("summary").click()
+    expect(payload).to_contain_text('"type": "response.done"')
+    page.get_by_label("Filter events").fill("")
+    assert page.evaluate(
+        "[...document.querySelectorAll('#event-log > li')].every(li => !li.hidden)"
+    )
+
+
 def axe_serious(page: Page) -> list[dict[str, Any]]:
     """axe-core's violations of impact serious or critical on the page as it is now."""
     if not page.evaluate("typeof window.axe !== 'undefined'"):
