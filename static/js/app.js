@@ -2,6 +2,7 @@
 // the key expires, refresh, extract the profile. Plain ES module, no build step.
 
 import { ApiError, api } from "./api.js";
+import { ComposerGuide } from "./composer.js";
 import { MicMeter, SpeakingCues } from "./cues.js";
 import { TranscriptDownloads } from "./download.js";
 import { CallWatch, LOST_REASON } from "./health.js";
@@ -37,8 +38,6 @@ const el = {
   connectionText: $("connection-text"),
   countdown: $("countdown"),
   countdownValue: $("countdown-value"),
-  skipLink: document.querySelector(".skip-link"),
-  composerHint: $("composer-hint"),
   alert: $("alert"),
   alertText: $("alert-text"),
   retry: $("retry"),
@@ -96,6 +95,10 @@ const downloads = new TranscriptDownloads({
   markdown: $("download-md"),
   json: $("download-json"),
 });
+const composer = new ComposerGuide({
+  hint: $("composer-hint"),
+  skipLink: document.querySelector(".skip-link"),
+});
 const refreshDialog = new RefreshDialog({
   dialog: $("refresh-dialog"),
   carry: $("carry-profile"),
@@ -134,10 +137,7 @@ function updateControls() {
   const ready = dataChannelReady();
   el.message.disabled = !ready;
   el.send.disabled = !ready;
-  el.composerHint.textContent = composerHint({ ready, busy, hasSession });
-  // Before Start the message box is disabled: the skip link goes to Start instead.
-  el.skipLink.href = hasSession ? "#message" : "#start";
-  el.skipLink.textContent = hasSession ? "Skip to the message box" : "Skip to Start";
+  composer.update({ ready, busy, hasSession, lost: state.lost, micRefused: state.micRefused });
   downloads.show(state.sessionId);
   clocksRender(Date.now());
   document.body.dataset.sessionId = state.sessionId ?? "";
@@ -148,16 +148,6 @@ function updateControls() {
   if (state.call) parts.push(`call ${state.call.callId.slice(0, 12)}…`);
   if (state.micRefused) parts.push("text only (no microphone)");
   el.info.textContent = parts.join(" · ");
-}
-
-/** Why the message box is (not) usable, said next to it (and to screen readers through
- * aria-describedby). */
-function composerHint({ ready, busy, hasSession }) {
-  if (!hasSession) return "Press Start, then speak or type here.";
-  if (busy) return "Connecting… you can type once the call is ready.";
-  if (state.lost) return "Not connected, so nothing can be sent: press Retry above to reconnect.";
-  if (!ready) return "Not connected: press Reconnect to continue.";
-  return state.micRefused ? "Type a message (no microphone)." : "Speak, or type a message.";
 }
 
 function fillPickers() {

@@ -74,10 +74,11 @@ export class SpeakingCues {
         break;
       case "output_audio_buffer.stopped":
       case "output_audio_buffer.cleared":
+        this.set(null, "listening");
+        break;
       case "response.done":
-        if (this.assistant.dataset.state !== "speaking" || type !== "response.done") {
-          this.set(null, "listening");
-        }
+        // A text-only answer has no audio buffer events; a spoken one ends when its audio does.
+        if (this.assistant.dataset.state !== "speaking") this.set(null, "listening");
         break;
       default:
         break;
