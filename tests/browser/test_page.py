@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
 LaunchPage = Callable[..., Page]
+# The server waits up to EXTRACTION_WAIT_S (10 s) for the extraction task, then the page polls:
+# on a loaded machine the card takes longer than expect()'s default 5 s.
+EXTRACTION_TIMEOUT_MS = 30_000
 # The profile card's rows, in its order (static/js/profile.js FIELD_ORDER).
 CARD_LABELS = {
     "name": "Name",
@@ -332,7 +335,7 @@ def test_extract_profile_shows_the_card_with_evidence(
 
     page.get_by_role("button", name="Extract profile").click()
     card = page.get_by_role("region", name=re.compile(r"^Profile"))
-    expect(card).to_be_visible()
+    expect(card).to_be_visible(timeout=EXTRACTION_TIMEOUT_MS)
     profile = wait_for(
         lambda: Profile.objects.filter(session__public_id=session_id).first(),
         timeout=10,
@@ -371,6 +374,8 @@ def test_reload_mid_conversation_keeps_the_transcript_and_reconnects(
 ) -> None:
     page = launch_page(width=390, height=844)  # a phone-width screen
     session_id = start(page)
+    # The message box is on screen after Start (it sticks to the bottom on a phone).
+    expect(page.get_by_label("Message")).to_be_in_viewport()
     first_call = attached_call_of(page)
     say(page, "Before reload")
     expect_transcript(page, ["Before reload", reply("Before reload")])

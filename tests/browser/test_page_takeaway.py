@@ -19,6 +19,7 @@ from playwright.sync_api import Download, Locator, Page, expect
 from sessions_app import export
 from sessions_app.models import Profile, Session
 from tests.browser.test_page import (
+    EXTRACTION_TIMEOUT_MS,
     LaunchPage,
     attached_call_of,
     expect_transcript,
@@ -54,7 +55,7 @@ def extract_ada(page: Page) -> str:
     say(page, "My name is Ada")
     expect_transcript(page, ["My name is Ada", reply("My name is Ada")])
     page.get_by_role("button", name="Extract profile").click()
-    expect(name_fact(page)).to_have_text(re.compile(r"^Ada"))
+    expect(name_fact(page)).to_have_text(re.compile(r"^Ada"), timeout=EXTRACTION_TIMEOUT_MS)
     return session_id
 
 
@@ -189,6 +190,10 @@ def test_the_admin_session_page_reads_as_a_conversation_and_exports_it(
     assert text_width["width"] > 600
     assert admin.evaluate("document.documentElement.scrollWidth") <= 1280
     screenshot(admin, "admin-transcript")
+    # The calls, unfolded: their long ids wrap instead of widening the page.
+    admin.locator("#calls-group summary").click()
+    expect(admin.locator("#calls-group").get_by_text(call_id)).to_be_visible()
+    assert admin.evaluate("document.documentElement.scrollWidth") <= 1280
 
     with admin.expect_download() as download:
         admin.get_by_role("link", name="Export Markdown").click()
@@ -260,7 +265,7 @@ def test_the_page_has_no_serious_accessibility_violation(
     say(page, "My name is Ada")
     expect_transcript(page, ["My name is Ada", reply("My name is Ada")])
     page.get_by_role("button", name="Extract profile").click()
-    expect(name_fact(page)).to_be_visible()
+    expect(name_fact(page)).to_be_visible(timeout=EXTRACTION_TIMEOUT_MS)
     page.get_by_text("Event log").click()  # open: its payloads and filter are checked too
     during = axe_serious(page)
     page.get_by_role("button", name="Refresh").click()
