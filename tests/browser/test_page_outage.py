@@ -29,7 +29,8 @@ from tests.browser.test_page import (
 if TYPE_CHECKING:
     from realtime_emulator.testing import EmulatorServer
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
+# Two call set-ups, a kill and a restart of the emulator: more than the other page tests.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
 
 
 @pytest.fixture(scope="module")

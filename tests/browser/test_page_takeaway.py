@@ -116,7 +116,7 @@ def test_refresh_asks_first_and_carries_the_profile(
     assert "Ada" in (upstream.control("GET", f"/_emulator/calls/{call_id}")["instructions"] or "")
 
 
-def test_the_transcript_downloads_as_markdown_and_json_from_the_servers_record(
+def test_the_transcript_downloads_as_markdown_and_json_and_the_event_log_shows_payloads(
     launch_page: LaunchPage, upstream: EmulatorServer
 ) -> None:
     page = launch_page()
@@ -157,6 +157,25 @@ def test_the_transcript_downloads_as_markdown_and_json_from_the_servers_record(
         ("assistant", reply("Said aloud"), None),
     ]
     assert all(t["createdAt"] for t in document["turns"])
+
+    # The developers' event log: newest first, payloads folded, a filter.
+    page.get_by_text("Event log").click()
+    # The last reply's last event is in, so the log is still while we read it.
+    expect(page.locator("#event-log > li").first).to_contain_text("output_audio_buffer.stopped")
+    times = [line[:12] for line in page.locator("#event-log > li").all_inner_texts()]
+    assert times == sorted(times, reverse=True)  # HH:MM:SS.mmm, newest at the top
+    assert len(times) > 5
+    page.get_by_label("Filter events").fill("response.done")
+    shown = page.locator("#event-log > li:visible")
+    expect(shown).to_have_count(2)  # one per reply
+    payload = shown.first.locator("pre")
+    expect(payload).to_be_hidden()  # folded until asked for
+    shown.first.locator("summary").click()
+    expect(payload).to_contain_text('"type": "response.done"')
+    page.get_by_label("Filter events").fill("")
+    assert page.evaluate(
+        "[...document.querySelectorAll('#event-log > li')].every(li => !li.hidden)"
+    )
 
 
 def test_the_admin_session_page_reads_as_a_conversation_and_exports_it(
@@ -210,37 +229,6 @@ def test_the_admin_session_page_reads_as_a_conversation_and_exports_it(
     expect(row.locator(".field-last_turn")).to_have_text(reply("Thanks"))
 
 
-def test_the_event_log_is_newest_first_with_folded_payloads_and_a_filter(
-    launch_page: LaunchPage, upstream: EmulatorServer
-) -> None:
-    page = launch_page()
-    start(page)
-    attached_call_of(page)
-    say(page, "Log me")
-    expect_transcript(page, ["Log me", reply("Log me")])
-    page.get_by_text("Event log").click()
-    # The reply's last event is in, so the log is still while we read it.
-    expect(page.locator("#event-log")).to_contain_text("output_audio_buffer.stopped")
-    entries = page.locator("#event-log > li")
-
-    # Newest first: the entry at the top is the latest (times are HH:MM:SS.mmm).
-    times = [line[:12] for line in entries.all_inner_texts()]
-    assert times == sorted(times, reverse=True)
-    assert len(times) > 5
-
-    page.get_by_label("Filter events").fill("response.done")
-    shown = page.locator("#event-log > li:visible")
-    expect(shown).to_have_count(1)
-    payload = shown.locator("pre")
-    expect(payload).to_be_hidden()  # folded until asked for
-    shown.locator("summary").click()
-    expect(payload).to_contain_text('"type": "response.done"')
-    page.get_by_label("Filter events").fill("")
-    assert page.evaluate(
-        "[...document.querySelectorAll('#event-log > li')].every(li => !li.hidden)"
-    )
-
-
 def axe_serious(page: Page) -> list[dict[str, Any]]:
     """axe-core's violations of impact serious or critical on the page as it is now."""
     if not page.evaluate("typeof window.axe !== 'undefined'"):
@@ -253,13 +241,21 @@ def axe_serious(page: Page) -> list[dict[str, Any]]:
     ]
 
 
-@pytest.mark.parametrize("color_scheme", ["light", "dark"])
 def test_the_page_has_no_serious_accessibility_violation(
-    launch_page: LaunchPage, upstream: EmulatorServer, color_scheme: str
+    launch_page: LaunchPage, upstream: EmulatorServer
 ) -> None:
-    page = launch_page(color_scheme=color_scheme)
-    before = axe_serious(page)
+    """axe-core in each state a person meets: before Start, mid-conversation with the profile
+    card and the event log open, and with the Refresh dialog; in light and in dark."""
+    page = launch_page()
 
+    def both_schemes() -> list[dict[str, Any]]:
+        found = []
+        for scheme in ("light", "dark"):
+            page.emulate_media(color_scheme=scheme)
+            found += [{"scheme": scheme, **violation} for violation in axe_serious(page)]
+        return found
+
+    before = both_schemes()
     start(page)
     attached_call_of(page)
     say(page, "My name is Ada")
@@ -267,8 +263,8 @@ def test_the_page_has_no_serious_accessibility_violation(
     page.get_by_role("button", name="Extract profile").click()
     expect(name_fact(page)).to_be_visible(timeout=EXTRACTION_TIMEOUT_MS)
     page.get_by_text("Event log").click()  # open: its payloads and filter are checked too
-    during = axe_serious(page)
+    during = both_schemes()
     page.get_by_role("button", name="Refresh").click()
-    in_dialog = axe_serious(page)
+    in_dialog = both_schemes()
 
     assert (before, during, in_dialog) == ([], [], [])
