@@ -11,10 +11,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from sideband.origin import SameOriginValidator  # noqa: E402
 from sideband.routing import websocket_urlpatterns  # noqa: E402
 
 # /static/ (the page's ES modules, the admin's assets) straight from the finders, so neither
@@ -24,6 +24,7 @@ http_app = ASGIStaticFilesHandler(django_asgi_app) if settings.SERVE_STATIC else
 application = ProtocolTypeRouter(
     {
         "http": http_app,
-        "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
+        # The origin on scheme, host and port (sideband.origin), then the routes.
+        "websocket": SameOriginValidator(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -29,6 +29,10 @@ HOW_GIVEN: dict[str, str] = {
 }
 
 
+# The kinds of file a transcript comes as (the extension in its URL).
+KINDS = ("md", "json")
+
+
 @dataclass(frozen=True, slots=True)
 class TranscriptFile:
     filename: str

@@ -1,7 +1,8 @@
 """The page's live view of its session: `ws/session/<session_id>/`.
 
 Only the session's owner may listen (the client cookie; its sha256 is `Session.owner_hash`);
-the origin is checked by AllowedHostsOriginValidator (config/asgi.py). On connect the page gets
+the origin is checked on scheme, host and port (sideband.origin, config/asgi.py). Any other
+path is refused (`RouteNotFoundConsumer`). On connect the page gets
 a snapshot of the transcript, then every turn change, partial text and call end, each with the
 session's next sequence number: a page that spots a gap re-reads
 `GET /session/{id}/transcript?after=<last position>`.
@@ -25,8 +26,9 @@ from sideband.push import push_seq_current, session_group
 
 logger = logging.getLogger(__name__)
 
-# Close codes (4000-4999 are the application's): the page must not retry a 4403.
+# Close codes (4000-4999 are the application's): the page must not retry a 4403 or a 4404.
 CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
 
 
 def _cookie(scope: dict[str, Any], name: str) -> str | None:
@@ -86,3 +88,12 @@ class SessionConsumer(AsyncJsonWebsocketConsumer):
         """One message (`payload`) or a batch of consecutive ones (`payloads`), in order."""
         for payload in event.get("payloads") or [event["payload"]]:
             await self.send_json(payload)
+
+
+class RouteNotFoundConsumer(AsyncJsonWebsocketConsumer):
+    """Every socket path that is not a route: refused at the handshake (the server answers
+    403 to it), logged as one line without a traceback."""
+
+    async def connect(self) -> None:
+        logger.info("live socket: no route for path length %d", len(self.scope.get("path", "")))
+        await self.close(code=CLOSE_NOT_FOUND)
