@@ -121,7 +121,9 @@ else:
         }
     }
 
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "memory://")
+# "memory://localhost//", not "memory://": kombu warns "No hostname was supplied" for every
+# connection (each new session's task publish) when the URL names no host.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "memory://localhost//")
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", REDIS_URL or "cache+memory://")
 if CELERY_BROKER_URL.startswith("memory://"):
     # The in-process broker is polled (Redis blocks instead): poll often so a registered call
@@ -276,11 +278,22 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "routine_tasks": {
+            "()": "config.logfilters.RoutineTasksAtDebug",
+            # Beat's periodic work: routine, every few seconds (config/logfilters.py).
+            "tasks": ["sideband.tasks.calls_reconcile", "sideband-reconcile"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # httpx logs request URLs at INFO; keep it quiet.
         "httpx": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},
+        # Celery's per-run lines (received, succeeded, beat's "Sending due task").
+        "celery.app.trace": {"filters": ["routine_tasks"]},
+        "celery.worker.strategy": {"filters": ["routine_tasks"]},
+        "celery.beat": {"filters": ["routine_tasks"]},
     },
 }
 

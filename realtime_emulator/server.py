@@ -13,7 +13,7 @@ from .config import ServerConfig
 from .errors import ApiError
 from .ids import new_hex_id
 from .state import Registry
-from .webrtc import drain_closing, include_loopback_candidates
+from .webrtc import drain_closing, include_loopback_candidates, quiet_peer_gone_errors
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,11 @@ def build_app(config: ServerConfig) -> web.Application:
     app[http_api.REGISTRY] = Registry(config)
     http_api.add_routes(app)
     control.add_routes(app)
+
+    async def on_startup(app: web.Application) -> None:
+        quiet_peer_gone_errors(asyncio.get_running_loop())
+
+    app.on_startup.append(on_startup)
 
     async def lag_probe(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.get_running_loop().create_task(app[http_api.REGISTRY].loop_lag.run())

@@ -18,16 +18,21 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import RegexValidator
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from sessions_app import auth, ratelimit, selectors, services, upstream
+from sessions_app import auth, export, ratelimit, selectors, services, upstream
 from sessions_app.models import Call, Session, TranscriptTurn
 from sessions_app.schema import BODY_ERRORS, RETRY_AFTER, UPSTREAM_ERRORS, errors, uuid_path
 
@@ -439,6 +444,7 @@ class SessionDetailView(ClientAPIView):
                     "capture": serializers.ChoiceField(choices=_CAPTURE_STATES, allow_null=True),
                     "calls": _CALLS_SCHEMA,
                     "turnCount": serializers.IntegerField(),
+                    "profile": serializers.DictField(allow_null=True),
                 },
             ),
             **errors(400, 404),
@@ -482,3 +488,34 @@ class SessionTranscriptView(ClientAPIView):
         return Response(
             selectors.transcript_json(session=session, after=query.validated_data.get("after"))
         )
+
+
+class SessionTranscriptFileView(ClientAPIView):
+    """The transcript as a file to download (`.md` or `.json`), from the server's record."""
+
+    @extend_schema(
+        parameters=[
+            _SESSION_PATH,
+            OpenApiParameter(
+                "kind",
+                OpenApiTypes.STR,
+                OpenApiParameter.PATH,
+                enum=list(export.KINDS),
+                description="md: Markdown to read; json: the turns as the API shows them.",
+            ),
+        ],
+        responses={
+            (200, "text/markdown"): OpenApiTypes.STR,
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            **errors(400, 404),
+        },
+    )
+    def get(self, request: Request, session_id: str, kind: str) -> HttpResponse:
+        session = _session_from_path(request, session_id)
+        try:
+            file = export.transcript_file(session, kind=kind)
+        except ValueError:
+            raise Http404 from None
+        response = HttpResponse(file.content, content_type=file.content_type)
+        response["Content-Disposition"] = f'attachment; filename="{file.filename}"'
+        return response

@@ -187,6 +187,11 @@ class TranscriptTurn(models.Model):
         # A spoken turn whose transcript never came (not even after asking upstream again).
         UNTRANSCRIBED = "untranscribed", "Not transcribed"
 
+    class InputMode(models.TextChoices):
+        TYPED = "text", "Typed"
+        SPOKEN = "audio", "Spoken"
+        NONE = "", "Not a user turn (or not known)"
+
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="turns")
     call = models.ForeignKey(
         Call, on_delete=models.SET_NULL, related_name="turns", null=True, blank=True
@@ -205,6 +210,10 @@ class TranscriptTurn(models.Model):
     arguments = models.TextField(blank=True)
     tool_call_id = models.CharField(max_length=64, blank=True)
     output = models.TextField(blank=True)
+    # How a user turn was given: its content's `input_text` or `input_audio` part.
+    input_mode = models.CharField(
+        max_length=8, choices=InputMode.choices, blank=True, default="", db_default=""
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -229,6 +238,10 @@ class TranscriptTurn(models.Model):
             models.CheckConstraint(
                 name="turn_failed_has_reason",
                 condition=~Q(status="failed") | ~Q(status_reason=""),
+            ),
+            models.CheckConstraint(
+                name="turn_input_mode_of_user",
+                condition=Q(input_mode="") | Q(role="user", input_mode__in=["text", "audio"]),
             ),
         ]
 

@@ -11,6 +11,8 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from extraction.selectors import profile_latest
+from extraction.services import profile_payload
 from sessions_app.models import Call, ClientSecret, Session, TranscriptTurn
 from sideband.selectors import call_capture
 
@@ -31,6 +33,8 @@ def turn_json(turn: TranscriptTurn) -> dict[str, Any]:
         "statusReason": turn.status_reason,
         "position": turn.position,
         "callId": turn.call.call_id if turn.call is not None else None,
+        # A user turn: "text" (typed) or "audio" (spoken); null for the assistant and tools.
+        "inputMode": turn.input_mode or None,
         "createdAt": iso(turn.created_at),
         "updatedAt": iso(turn.updated_at),
     }
@@ -93,6 +97,7 @@ def call_json(call: Call) -> dict[str, Any]:
 def session_json(*, session: Session) -> dict[str, Any]:
     """GET /session/{id}: state, calls (oldest first) and the newest secret's expiry."""
     secret = secret_newest(session=session)
+    profile = profile_latest(session=session)
     calls = list(Call.objects.filter(session=session).order_by("generation"))
     current = next((c for c in calls if c.generation == session.current_generation), None)
     replaced_by = Session.objects.filter(replaces=session).values_list("public_id", flat=True)
@@ -119,6 +124,8 @@ def session_json(*, session: Session) -> dict[str, Any]:
         "capture": call_capture(call=current) if current is not None else None,
         "calls": [call_json(call) for call in calls],
         "turnCount": TranscriptTurn.objects.filter(session=session).count(),
+        # The profile in force (its instructions are applied on renew): a reloaded page shows it.
+        "profile": profile_payload(profile=profile) if profile is not None else None,
     }
 
 

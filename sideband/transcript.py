@@ -58,6 +58,7 @@ _UPDATABLE = (
     "arguments",
     "tool_call_id",
     "output",
+    "input_mode",
 )
 
 
@@ -392,6 +393,7 @@ def _turn_new(*, call: Call, op: TurnUpsert, position: int, now: datetime) -> Tr
         arguments=op.arguments,
         tool_call_id=op.tool_call_id,
         output=op.output,
+        input_mode=op.input_mode,
         position=position,
         created_at=now,
         updated_at=now,
@@ -452,6 +454,7 @@ def turn_record(turn: TranscriptTurn) -> TurnUpsert:
         arguments=turn.arguments,
         tool_call_id=turn.tool_call_id,
         output=turn.output,
+        input_mode=turn.input_mode,
     )
 
 
@@ -565,6 +568,7 @@ _UPSERT_COLUMNS = (
     ("arguments", "text"),
     ("tool_call_id", "text"),
     ("output", "text"),
+    ("input_mode", "text"),
     ("created_at", "timestamptz"),
     ("updated_at", "timestamptz"),
     ("completed_at", "timestamptz"),

@@ -27,6 +27,7 @@ from sideband.capture.ops import (
     INCOMPLETE,
     MESSAGE_MAX,
     NAME_MAX,
+    SPOKEN,
     TERMINAL_ERROR_CODES,
     TOOL_CALL,
     USER,
@@ -37,6 +38,10 @@ from sideband.capture.ops import (
 )
 
 logger = logging.getLogger(__name__)
+
+# Upstream error codes that are part of normal operation: a sideband (re)joining a call that
+# the page has just replaced (renew, reload) hears `call_not_found`.
+EXPECTED_ERROR_CODES: Final = frozenset({"call_not_found"})
 
 
 def _on_item_added(state: CaptureState, event: dict[str, Any], ops: list[Op]) -> None:
@@ -97,6 +102,7 @@ def _on_audio_committed(state: CaptureState, event: dict[str, Any], ops: list[Op
         return
     prev = resolve_prev(state, event.get("previous_item_id"), item_id, ops, told=True)
     rec = new_item(state, item_id, USER, prev)
+    rec.input_mode = SPOKEN
     if rec.text is None and rec.status == IN_PROGRESS:
         rec.awaiting_transcript = state.transcription_expected
         if not rec.awaiting_transcript:
@@ -276,9 +282,11 @@ def _on_error(state: CaptureState, event: dict[str, Any], ops: list[Op]) -> None
     if code == "item_retrieve_invalid_item_id":
         item_unknown(state, error.get("event_id"))
         return
-    # Not terminal; the message may quote what the page sent, so only the type and code are
-    # logged.
-    logger.warning("Upstream error on the sideband: type=%s code=%s", error.get("type"), code)
+    # Not terminal (e.g. a retrieve of an item upstream no longer has); the message may
+    # quote what the page sent, so only the type and code are logged. An expected answer
+    # (the call already ended: every renew and reload ends one) is not a warning.
+    level = logging.INFO if code in EXPECTED_ERROR_CODES else logging.WARNING
+    logger.log(level, "Upstream error on the sideband: type=%s code=%s", error.get("type"), code)
 
 
 def _ignore(state: CaptureState, event: dict[str, Any], ops: list[Op]) -> None:

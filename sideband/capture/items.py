@@ -14,9 +14,11 @@ from sideband.capture.ops import (
     IN_PROGRESS,
     INCOMPLETE,
     NAME_MAX,
+    SPOKEN,
     STATUS_REASON_MAX,
     TOOL_CALL,
     TOOL_OUTPUT,
+    TYPED,
     UNTRANSCRIBED,
     USER,
     CaptureState,
@@ -118,6 +120,17 @@ def new_item(
     return rec
 
 
+def input_mode_of(content: Any) -> str:
+    """How a user message was given: typed (`input_text`) or spoken (`input_audio`); "" if
+    its content says neither."""
+    kinds = {part.get("type") for part in content or () if isinstance(part, dict)}
+    if "input_audio" in kinds:
+        return SPOKEN
+    if "input_text" in kinds:
+        return TYPED
+    return ""
+
+
 def content_text(content: Any) -> tuple[str | None, bool]:
     """The text of a message's content parts, and whether an audio part lacks a transcript."""
     texts: list[str] = []
@@ -172,6 +185,7 @@ def merge_item(state: CaptureState, rec: ItemRecord, item: dict[str, Any]) -> No
         return
     text, audio_without_transcript = content_text(item.get("content"))
     if rec.role == USER:
+        rec.input_mode = input_mode_of(item.get("content")) or rec.input_mode
         if text is not None:
             rec.text = text
             rec.awaiting_transcript = False

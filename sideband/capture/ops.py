@@ -20,6 +20,10 @@ FAILED: Final = "failed"
 UNTRANSCRIBED: Final = "untranscribed"
 FINAL_STATUSES: Final = frozenset({COMPLETED, INCOMPLETE, FAILED, UNTRANSCRIBED})
 
+# TranscriptTurn.InputMode values: how a user turn was given (typed or spoken); "" otherwise.
+TYPED: Final = "text"
+SPOKEN: Final = "audio"
+
 # Upstream `error` codes after which the call is over, mapped to Call.EndReason values.
 # With client-secret auth a rejected credential mid-call means the secret expired.
 TERMINAL_ERROR_CODES: Final[dict[str, str]] = {
@@ -51,6 +55,7 @@ class TurnUpsert:
     arguments: str = ""
     tool_call_id: str = ""
     output: str = ""
+    input_mode: str = ""
     # Only for a recovered item whose predecessor is unknown: the turn it must come before.
     next_item_id: str | None = None
 
@@ -101,6 +106,7 @@ class ItemRecord:
     arguments: str = ""
     tool_call_id: str = ""
     output: str = ""
+    input_mode: str = ""
     # A user audio turn whose transcript has not arrived (and will, transcription being on).
     awaiting_transcript: bool = False
     # The client truncated the audio: the generated text is kept, never shortened.
@@ -121,6 +127,7 @@ class ItemRecord:
             arguments=self.arguments,
             tool_call_id=self.tool_call_id,
             output=self.output,
+            input_mode=self.input_mode,
             next_item_id=self.next_item_id,
         )
 
@@ -181,6 +188,7 @@ class CaptureState:
                 arguments=turn.arguments,
                 tool_call_id=turn.tool_call_id,
                 output=turn.output,
+                input_mode=turn.input_mode,
                 awaiting_transcript=(
                     turn.role == USER and turn.text is None and turn.status == IN_PROGRESS
                 ),

@@ -2,13 +2,18 @@
 // the key expires, refresh, extract the profile. Plain ES module, no build step.
 
 import { ApiError, api } from "./api.js";
+import { ComposerGuide } from "./composer.js";
+import { MicMeter, SpeakingCues } from "./cues.js";
+import { TranscriptDownloads } from "./download.js";
+import { CallWatch, LOST_REASON } from "./health.js";
 import { LiveSocket } from "./live.js";
 import { PageReports } from "./reports.js";
 import { ProfileCard, profileFetch } from "./profile.js";
 import { callOpen, clientEvents, dataChannelOpen, microphoneOpen } from "./rtc.js";
 import { SupersededBanner } from "./superseded.js";
+import { SessionClocks } from "./timers.js";
 import { Transcript } from "./transcript.js";
-import { AlertBox, ConnectionIndicator, EventLog, errorMessage } from "./ui.js";
+import { AlertBox, ConnectionIndicator, EventLog, RefreshDialog, errorMessage } from "./ui.js";
 
 const STORAGE_KEY = "realtime.sessionId";
 // After an automatic renew fails, wait this long before trying on our own again (Retry is
@@ -43,6 +48,7 @@ const el = {
   message: $("message"),
   send: $("send"),
   log: $("event-log"),
+  logFilter: $("event-filter"),
   audio: $("remote-audio"),
 };
 
@@ -59,6 +65,10 @@ const state = {
   expiresAt: null, // when the current key expires, on this page's clock (ms since epoch)
   serverExpiresAt: null, // the same instant as the server stated it (ISO 8601)
   busy: null, // the running start/renew, so a second click joins it
+  lost: false, // the call dropped: nothing renews on its own until Retry (one renew per recovery)
+  lostCallId: null, // the call that dropped, until the next one (its end may still be told)
+  watch: null, // the CallWatch of the current call
+  startedAt: null, // when the conversation (the session) began, on this page's clock
   extracting: false,
   live: null,
   reports: null, // what the page reports on the live socket (item ids seen, presence)
@@ -69,8 +79,9 @@ const state = {
 
 // --- Status, alerts, controls ----------------------------------------------------------------
 
-const eventLog = new EventLog(el.log);
-const log = (direction, type, detail = "") => eventLog.add(direction, type, detail);
+const eventLog = new EventLog(el.log, el.logFilter);
+const log = (direction, type, detail = "", payload = undefined) =>
+  eventLog.add(direction, type, detail, payload);
 const indicator = new ConnectionIndicator(el.connection, el.connectionText);
 const setConnection = (name) => indicator.set(name);
 const alertBox = new AlertBox({
@@ -82,6 +93,31 @@ const alertBox = new AlertBox({
 const showAlert = (message, options) => alertBox.show(message, options);
 const hideAlert = () => alertBox.hide();
 const superseded = new SupersededBanner(el.alert, { onTakeBack: () => renew({ automatic: false }) });
+const cues = new SpeakingCues({ you: $("cue-you"), assistant: $("cue-assistant") });
+const micMeter = new MicMeter($("mic-level"));
+const downloads = new TranscriptDownloads({
+  root: $("downloads"),
+  markdown: $("download-md"),
+  json: $("download-json"),
+});
+const composer = new ComposerGuide({
+  hint: $("composer-hint"),
+  skipLink: document.querySelector(".skip-link"),
+});
+const refreshDialog = new RefreshDialog({
+  dialog: $("refresh-dialog"),
+  carry: $("carry-profile"),
+  carryField: $("carry-field"),
+});
+const clocks = new SessionClocks({
+  elapsed: $("elapsed"),
+  elapsedValue: $("elapsed-value"),
+  callAgeValue: $("call-age-value"),
+  callCapValue: $("call-cap-value"),
+  countdown: el.countdown,
+  countdownValue: el.countdownValue,
+  capS: config.sessionMaxS,
+});
 
 function dataChannelReady() {
   // A call taken over by another window is hung up: nothing sent on it would be recorded.
@@ -107,6 +143,9 @@ function updateControls() {
   const ready = dataChannelReady();
   el.message.disabled = !ready;
   el.send.disabled = !ready;
+  composer.update({ ready, busy, hasSession, lost: state.lost, micRefused: state.micRefused });
+  downloads.show(state.sessionId);
+  clocksRender(Date.now());
   document.body.dataset.sessionId = state.sessionId ?? "";
   document.body.dataset.callId = state.call?.callId ?? "";
   document.body.dataset.ready = String(ready && !busy);
@@ -134,32 +173,27 @@ function fillPickers() {
   }
 }
 
-// --- Countdown and automatic renew -----------------------------------------------------------
+// --- Clocks and automatic renew --------------------------------------------------------------
 
-function formatRemaining(ms) {
-  const total = Math.max(0, Math.round(ms / 1000));
-  const minutes = Math.floor(total / 60);
-  const seconds = String(total % 60).padStart(2, "0");
-  return `${minutes}:${seconds}`;
-}
-
-function countdownRender(now) {
-  const remaining = state.expiresAt - now;
-  el.countdown.hidden = false;
-  el.countdownValue.textContent = formatRemaining(remaining);
-  el.countdownValue.dateTime = state.serverExpiresAt ?? "";
-  el.countdown.classList.toggle("soon", remaining < config.renewMarginS * 2000);
+function clocksRender(now) {
+  clocks.render({
+    now,
+    startedAt: state.sessionId === null ? null : state.startedAt,
+    callStartedAt: state.call?.startedAt ?? null,
+    expiresAt: state.sessionId === null ? null : state.expiresAt,
+    serverExpiresAt: state.serverExpiresAt,
+    soonMs: config.renewMarginS * 2000,
+    lost: state.lost,
+  });
 }
 
 function tick() {
-  if (state.expiresAt === null || state.sessionId === null) {
-    el.countdown.hidden = true;
-    return;
-  }
   const now = Date.now();
+  clocksRender(now);
+  // A lost call waits for Retry: renewing on our own as well would spend a second key.
+  if (state.expiresAt === null || state.sessionId === null || state.lost) return;
   const remaining = state.expiresAt - now;
   const marginMs = config.renewMarginS * 1000;
-  countdownRender(now);
   const callAge = state.call ? now - state.call.startedAt : 0;
   const callLimit = config.sessionMaxS * 1000 - marginMs;
   const due = remaining <= marginMs || (state.call !== null && callAge >= callLimit);
@@ -178,7 +212,7 @@ function tick() {
 function keyExpirySet(expiresAt, mintedAt) {
   state.serverExpiresAt = expiresAt;
   state.expiresAt = mintedAt + config.clientSecretTtlS * 1000;
-  countdownRender(Date.now());
+  clocksRender(Date.now());
 }
 
 // --- The live socket -------------------------------------------------------------------------
@@ -203,8 +237,9 @@ function liveOpen(sessionId) {
 }
 
 function liveMessage(msg) {
-  if (msg.type !== "delta") log("server", msg.type, msg.seq === undefined ? "" : `seq ${msg.seq}`);
-  else log("server", "delta");
+  if (msg.type !== "delta") {
+    log("server", msg.type, msg.seq === undefined ? "" : `seq ${msg.seq}`, msg);
+  } else log("server", "delta");
   switch (msg.type) {
     case "snapshot":
       transcript.replace(msg.turns ?? []);
@@ -244,7 +279,10 @@ function callEnded(msg) {
   const callId = msg.callId ?? msg.call_id ?? null;
   // Only the current call's end matters: an older call ends whenever it is replaced (renew,
   // reload), and that is expected.
-  if (!state.call || (callId && callId !== state.call.callId)) return;
+  // A call this page just lost (its connection dropped when the other window's registration
+  // hung it up) still hears why it ended: the banner replaces the "dropped" alert.
+  const current = state.call?.callId ?? state.lostCallId;
+  if (!current || (callId && callId !== current)) return;
   if (msg.reason === "superseded") {
     // Our own renew replaces our call too; only a call this page did not replace moved away.
     if (state.busy !== null) return;
@@ -255,14 +293,18 @@ function callEnded(msg) {
     updateControls();
     return;
   }
+  if (!state.call) return; // the rest concerns the live call
   if (msg.reason === "session_expired" || msg.reason === "secret_expired") {
-    if (state.busy === null && Date.now() >= state.autoRenewAfter) {
+    if (state.busy === null && !state.lost && Date.now() >= state.autoRenewAfter) {
       showAlert("The call reached its time limit. Reconnecting…", { level: "info" });
       renew({ automatic: true });
     }
     return;
   }
+  callWatchStop();
+  state.lost = true;
   setConnection("ended");
+  updateControls();
   const why =
     msg.reason === "hangup"
       ? "The call was hung up."
@@ -285,6 +327,7 @@ async function microphoneEnsure() {
     state.mic = await microphoneOpen();
     state.micRefused = false;
     for (const track of state.mic.getAudioTracks()) track.enabled = !state.muted;
+    micMeter.attach(state.mic);
     log("page", "microphone on");
   } catch (error) {
     state.mic = null;
@@ -296,13 +339,41 @@ async function microphoneEnsure() {
 }
 
 function dataChannelEvent(event) {
+  cues.event(event.type);
   if (event.type === "error") {
     const message = event.error?.message ?? "";
-    log("upstream", "error", message);
-    if (event.error?.code === "session_expired" && state.busy === null) renew({ automatic: true });
+    log("upstream", "error", message, event);
+    if (event.error?.code === "session_expired") {
+      if (state.busy === null && !state.lost) renew({ automatic: true });
+      return;
+    }
+    // Say what the voice service said; the call may well go on (a refused event is not fatal).
+    showAlert(`The voice service reported an error: ${message || event.error?.code || "unknown"}. If the call stopped working, press Retry.`, {
+      retry: () => renew({ automatic: false }),
+    });
     return;
   }
-  log("upstream", event.type ?? "event");
+  // Streaming deltas only bump a counter; other events keep their payload (folded).
+  if (event.type?.endsWith(".delta")) log("upstream", event.type);
+  else log("upstream", event.type ?? "event", "", event);
+}
+
+function callWatchStop() {
+  state.watch?.stop();
+  state.watch = null;
+}
+
+/** The current call is gone (see health.js): say so now, stop counting, offer Retry. */
+function callLost(reason) {
+  log("page", "call lost", reason);
+  state.lost = true;
+  state.lostCallId = state.call?.callId ?? null;
+  callClose();
+  setConnection("failed");
+  showAlert(`${LOST_REASON[reason] ?? "The call dropped"}. Press Retry to reconnect; the transcript is kept.`, {
+    retry: () => renew({ automatic: false }),
+  });
+  updateControls();
 }
 
 /**
@@ -329,15 +400,9 @@ async function callConnect({ clientSecret, expiresAt, mintedAt, instructions }) 
     },
     onState: (connectionState) => {
       log("webrtc", connectionState);
+      // Drops are the CallWatch's to report (sooner than these states come).
       if (state.call === null || state.call.pc !== opened) return;
       if (connectionState === "connected") setConnection("connected");
-      if (connectionState === "disconnected") setConnection("disconnected");
-      if (connectionState === "failed") {
-        setConnection("failed");
-        showAlert("The audio connection dropped. Press Retry to reconnect; the transcript is kept.", {
-          retry: () => renew({ automatic: false }),
-        });
-      }
     },
   });
   opened = pc;
@@ -350,7 +415,10 @@ async function callConnect({ clientSecret, expiresAt, mintedAt, instructions }) 
     throw error;
   }
   log("server", "call registered", callId);
+  callWatchStop();
   state.call = { pc, dc, callId, startedAt: Date.now() };
+  state.lost = false;
+  state.watch = new CallWatch({ pc, dc, onLost: callLost });
   keyExpirySet(expiresAt, mintedAt);
   dc.addEventListener("close", updateControls);
   try {
@@ -383,9 +451,11 @@ function audioUnblockOnClick() {
 }
 
 function callClose() {
+  callWatchStop();
   state.call?.pc.close();
   state.call = null;
   el.audio.srcObject = null;
+  cues.off();
 }
 
 /**
@@ -414,14 +484,14 @@ async function exclusive(label, work, retry) {
   }
 }
 
-function sessionStart({ reset }) {
+function sessionStart({ reset, carryProfile = false }) {
   const before = state.sessionId;
   // Once the new session exists, only its call is missing: Retry renews instead of creating
   // yet another session.
   const retry = () =>
     state.sessionId !== null && state.sessionId !== before
       ? renew({ automatic: false })
-      : sessionStart({ reset });
+      : sessionStart({ reset, carryProfile });
   return exclusive(
     "connecting",
     async () => {
@@ -431,11 +501,14 @@ function sessionStart({ reset }) {
         enableTranscription: el.transcription.checked,
       };
       if (reset) body.reset = true;
+      if (carryProfile) body.carryProfile = true;
       const mintedAt = Date.now();
       const { data } = await api("POST", "/session", body);
       log("server", reset ? "session refreshed" : "session created", data.sessionId);
       callClose();
       state.sessionId = data.sessionId;
+      state.startedAt = mintedAt;
+      state.lost = false;
       keyExpirySet(data.expiresAt, mintedAt);
       state.appliedProfileVersion = null;
       localStorage.setItem(STORAGE_KEY, data.sessionId);
@@ -444,6 +517,8 @@ function sessionStart({ reset }) {
       liveOpen(data.sessionId);
       updateControls();
       state.autoRenewAfter = 0;
+      // The carried profile is the new session's version 1: show the server's copy of it.
+      if (carryProfile) await profileRestore(data.sessionId);
       await callConnect({ clientSecret: data.clientSecret, expiresAt: data.expiresAt, mintedAt });
     },
     retry,
@@ -522,6 +597,16 @@ async function profileExtract() {
   }
 }
 
+/** Show the profile in force (GET /session/{id}), after a reload or a Refresh with carry. */
+async function profileRestore(sessionId, known = undefined) {
+  const data = known ?? (await api("GET", `/session/${encodeURIComponent(sessionId)}`)).data;
+  if (!data?.profile) return;
+  log("server", "profile restored", `v${data.profile.version}`);
+  profileCard.show(data.profile.profile, data.profile.version);
+  // Its instructions are in force already: renew (and create, with carry) applies them.
+  state.appliedProfileVersion = data.profile.version;
+}
+
 function sessionForget() {
   callClose();
   state.live?.close();
@@ -529,6 +614,8 @@ function sessionForget() {
   state.reports?.close();
   state.reports = null;
   state.sessionId = null;
+  state.startedAt = null;
+  state.lost = false;
   state.expiresAt = null;
   state.serverExpiresAt = null;
   localStorage.removeItem(STORAGE_KEY);
@@ -541,9 +628,10 @@ function sessionForget() {
 async function sessionResume() {
   const saved = localStorage.getItem(STORAGE_KEY);
   if (!saved) return;
+  let session;
   try {
-    const { data } = await api("GET", `/session/${encodeURIComponent(saved)}`);
-    if (data?.status && data.status !== "active") {
+    ({ data: session } = await api("GET", `/session/${encodeURIComponent(saved)}`));
+    if (session?.status && session.status !== "active") {
       localStorage.removeItem(STORAGE_KEY);
       return;
     }
@@ -556,7 +644,10 @@ async function sessionResume() {
     return;
   }
   state.sessionId = saved;
+  const created = Date.parse(session?.createdAt ?? "");
+  state.startedAt = Number.isNaN(created) ? Date.now() : created;
   log("page", "resuming session", saved);
+  await profileRestore(saved, session);
   liveOpen(saved);
   updateControls();
   await renew({ automatic: false });
@@ -568,14 +659,20 @@ el.startForm.addEventListener("submit", (event) => {
   event.preventDefault();
   sessionStart({ reset: false });
 });
-el.refresh.addEventListener("click", () => sessionStart({ reset: true }));
+el.refresh.addEventListener("click", async () => {
+  const answer = await refreshDialog.ask({ hasProfile: profileCard.version !== null });
+  if (answer === null) return;
+  sessionStart({ reset: true, carryProfile: answer.carryProfile });
+});
 el.renew.addEventListener("click", () => renew({ automatic: false }));
 el.extract.addEventListener("click", profileExtract);
 el.mute.addEventListener("click", () => {
   state.muted = !state.muted;
   for (const track of state.mic?.getAudioTracks() ?? []) track.enabled = !state.muted;
+  // The name stays "Mute"; aria-pressed says whether it is on ("Mute, pressed" = muted).
   el.mute.setAttribute("aria-pressed", String(state.muted));
-  el.mute.textContent = state.muted ? "Unmute" : "Mute";
+  cues.setMuted(state.muted);
+  micMeter.setMuted(state.muted);
   log("page", state.muted ? "muted" : "unmuted");
 });
 el.messageForm.addEventListener("submit", (event) => {

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 from typing import Any
 
 import aiohttp
+import pytest
 from openai import OpenAI
 
 from realtime_emulator.browser_peer import BrowserPeer
@@ -235,3 +238,45 @@ async def test_a_vanished_browser_can_end_its_call_instead(
     assert await sideband.closed() == 1000
     detail = emulator.control("GET", f"/_emulator/calls/{peer.call_id}")
     assert (detail["status"], detail["end_reason"]) == ("ended", "webrtc_disconnected")
+
+
+# --- A browser gone without hanging up --------------------------------------------------
+
+
+async def _unretrieved(coro: Any) -> None:
+    """Run `coro` as a task nobody awaits, and let it be collected: asyncio then reports its
+    exception ("Task exception was never retrieved") through the loop's handler."""
+    task = asyncio.get_running_loop().create_task(coro)
+    await asyncio.wait([task])
+    del task
+    gc.collect()
+
+
+async def test_aiortc_tasks_failing_because_the_peer_is_gone_print_no_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport
+
+    from realtime_emulator.webrtc import quiet_peer_gone_errors
+
+    async def ours() -> None:
+        raise ConnectionError("a real bug")
+
+    loop = asyncio.get_running_loop()
+    quiet_peer_gone_errors(loop)
+    transport = RTCDtlsTransport(
+        RTCIceTransport(RTCIceGatherer()), [RTCCertificate.generateCertificate()]
+    )
+    try:
+        with caplog.at_level(logging.DEBUG):
+            # What aiortc's SCTP does once a browser vanished: send over a DTLS that is gone.
+            await _unretrieved(transport._send_data(b"reconfig"))
+            await _unretrieved(ours())
+    finally:
+        loop.set_exception_handler(None)
+
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    # Only our own coroutine's error is reported, as asyncio always does.
+    assert [r.getMessage().split("\n")[0] for r in errors] == ["Task exception was never retrieved"]
+    assert "ConnectionError('a real bug')" in errors[0].getMessage()
+    assert any(r.getMessage().startswith("peer gone:") for r in caplog.records)

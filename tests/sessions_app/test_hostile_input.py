@@ -194,6 +194,7 @@ DOCUMENTED_ERRORS = {
     ("/session/renew", "post"): {400, 403, 404, 409, 415, 429, 502, 503, 504},
     ("/session/{session_id}", "get"): {400, 404},
     ("/session/{session_id}/transcript", "get"): {400, 404},
+    ("/session/{session_id}/transcript.{kind}", "get"): {400, 404},
     ("/extract-profile", "post"): {400, 403, 404, 409, 415, 502},
     ("/extract-profile/{run_id}", "get"): {400, 404},
 }

@@ -16,7 +16,13 @@ from django.utils import timezone
 from sessions_app.models import Call, Session, TranscriptTurn
 from sessions_app.selectors import iso
 from sideband.push import push_seq_take
-from tests.factories import CallFactory, ClientSecretFactory, SessionFactory, TranscriptTurnFactory
+from tests.factories import (
+    CallFactory,
+    ClientSecretFactory,
+    ProfileFactory,
+    SessionFactory,
+    TranscriptTurnFactory,
+)
 from tests.sessions_app.helpers import post_json
 
 pytestmark = pytest.mark.django_db
@@ -75,6 +81,7 @@ def test_session_state_shows_status_calls_and_secret_expiry(owner: Client) -> No
             },
         ],
         "turnCount": 1,
+        "profile": None,
     }
     assert owner.get(f"/session/{replaced.public_id}").json()["replacedBy"] == str(
         session.public_id
@@ -138,6 +145,7 @@ def test_transcript_lists_turns_in_order_with_tool_fields(owner: Client) -> None
         "statusReason": "",
         "position": 1024,
         "callId": call.call_id,
+        "inputMode": None,
         "createdAt": iso(first.created_at),
         "updatedAt": iso(first.updated_at),
     }
@@ -149,6 +157,7 @@ def test_transcript_lists_turns_in_order_with_tool_fields(owner: Client) -> None
         "statusReason": "cancelled",
         "position": 4096,
         "callId": None,
+        "inputMode": None,
         "createdAt": iso(tool.created_at),
         "updatedAt": iso(tool.updated_at),
         "name": "lookup",
@@ -249,3 +258,55 @@ def test_openapi_schema_generates_without_warnings(tmp_path: Path) -> None:
         "in": "cookie",
         "name": "rt_client",
     }
+
+
+def test_session_state_carries_the_profile_in_force(owner: Client) -> None:
+    session = SessionFactory.create()
+    ProfileFactory.create(session=session, version=1)
+    newest = ProfileFactory.create(session=session, version=2)
+
+    body = owner.get(f"/session/{session.public_id}").json()
+
+    assert body["profile"] == {
+        "profile": newest.data,
+        "instructions": newest.instructions,
+        "version": 2,
+    }
+
+
+def test_transcript_file_downloads_markdown_and_json_with_times_and_input_mode(
+    owner: Client,
+) -> None:
+    session = SessionFactory.create()
+    typed = TranscriptTurnFactory.create(session=session, text="Typed hello", input_mode="text")
+    spoken = TranscriptTurnFactory.create(session=session, text="Spoken hi", input_mode="audio")
+    TranscriptTurnFactory.create(session=session, role="assistant", text="Hello!")
+    stem = f"transcript-{session.created_at.astimezone(dt.UTC):%Y%m%d-%H%M}-"
+    stem += str(session.public_id)[:8]
+
+    markdown = owner.get(f"/session/{session.public_id}/transcript.md")
+    document = owner.get(f"/session/{session.public_id}/transcript.json")
+
+    assert markdown.status_code == 200
+    assert markdown["Content-Disposition"] == f'attachment; filename="{stem}.md"'
+    clock = [t.created_at.astimezone(dt.UTC).strftime("%H:%M:%S") for t in (typed, spoken)]
+    assert f"**You** (typed, {clock[0]})  \nTyped hello\n" in markdown.content.decode()
+    assert f"**You** (spoken, {clock[1]})  \nSpoken hi\n" in markdown.content.decode()
+    assert document["Content-Disposition"] == f'attachment; filename="{stem}.json"'
+    body = document.json()
+    assert [(t["text"], t["inputMode"]) for t in body["turns"]] == [
+        ("Typed hello", "text"),
+        ("Spoken hi", "audio"),
+        ("Hello!", None),
+    ]
+    assert body["turns"][0]["createdAt"] == iso(typed.created_at)
+
+
+def test_transcript_file_of_another_browser_or_of_an_unknown_kind_is_404(
+    owner: Client, stranger: Client
+) -> None:
+    session = SessionFactory.create()
+
+    assert stranger.get(f"/session/{session.public_id}/transcript.md").status_code == 404
+    assert owner.get(f"/session/{session.public_id}/transcript.txt").status_code == 404
+    assert owner.get("/session/not-a-uuid/transcript.md").status_code == 400
