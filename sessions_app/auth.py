@@ -7,6 +7,9 @@ session the caller does not own is answered exactly like one that does not exist
 Because the credential is ambient (the browser sends the cookie by itself), every unsafe
 request that carries it must also pass Django's CSRF check; DRF's APIView is csrf-exempt, so
 `ClientCookieAuthentication` enforces it. Views in other apps import the helpers here.
+
+A host app's user may own sessions instead (a bearer token, or request.user): who the caller
+is comes from `request_identity`, i.e. sessions_app.identity.identity_resolve, the one rule.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
 from sessions_app.crypto import sha256_hex
+from sessions_app.identity import Identity, TokenInvalid, bearer_of, identity_resolve
 from sessions_app.models import Session
 
 # token_urlsafe(32) makes 43 characters; accept only that shape so junk never reaches a query.
@@ -35,10 +39,29 @@ def _django_request(request: HttpRequest | Request) -> HttpRequest:
 
 def client_credential(request: HttpRequest | Request) -> str | None:
     """The raw client credential from the cookie, or None when absent or malformed."""
-    raw = _django_request(request).COOKIES.get(settings.CLIENT_COOKIE_NAME)
+    return credential_well_formed(_django_request(request).COOKIES.get(settings.CLIENT_COOKIE_NAME))
+
+
+def credential_well_formed(raw: str | None) -> str | None:
+    """`raw` when it has a credential's shape, else None."""
     if raw is None or not _CREDENTIAL_RE.fullmatch(raw):
         return None
     return raw
+
+
+def request_identity(request: HttpRequest | Request) -> Identity | None:
+    """Who the request acts as (sessions_app.identity); a bad bearer token is a 401."""
+    if isinstance(request, Request) and isinstance(request.auth, Identity):
+        return request.auth  # HostTokenAuthentication verified it already
+    django_request = _django_request(request)
+    try:
+        return identity_resolve(
+            authorization=django_request.headers.get("Authorization"),
+            user=getattr(django_request, "user", None),
+            cookie_owner_hash=client_hash(django_request),
+        )
+    except TokenInvalid as exc:
+        raise exceptions.AuthenticationFailed(exc.reason) from None
 
 
 def client_hash(request: HttpRequest | Request) -> str | None:
@@ -68,10 +91,10 @@ def client_cookie_set(response: HttpResponseBase, *, credential: str) -> None:
 
 
 def client_rate_key(request: HttpRequest | Request) -> str:
-    """What rate limits count against: the credential, else the remote address."""
-    owner = client_hash(request)
-    if owner is not None:
-        return f"client:{owner}"
+    """What rate limits count against: the caller's identity, else the remote address."""
+    identity = request_identity(request)
+    if identity is not None:
+        return f"client:{identity.owner_hash}"
     return f"ip:{_django_request(request).META.get('REMOTE_ADDR', 'unknown')}"
 
 
@@ -88,7 +111,8 @@ def session_id_parse(raw: object) -> uuid.UUID | None:
 
 def owned_session_or_404(request: HttpRequest | Request, public_id: uuid.UUID | str) -> Session:
     """The caller's session with this public id; 404 when missing or owned by someone else."""
-    owner = client_hash(request)
+    identity = request_identity(request)
+    owner = identity.owner_hash if identity is not None else None
     parsed = public_id if isinstance(public_id, uuid.UUID) else session_id_parse(public_id)
     if owner is None or parsed is None:
         raise exceptions.NotFound("Session not found.")
@@ -113,6 +137,7 @@ class ClientCookieAuthentication(BaseAuthentication):
     def authenticate(self, request: Request) -> None:
         if request.method not in ("GET", "HEAD", "OPTIONS", "TRACE") and (
             settings.CLIENT_COOKIE_NAME in request._request.COOKIES
+            or _django_user_ambient(request._request)
         ):
             self._enforce_csrf(request._request)
         return None
@@ -125,3 +150,28 @@ class ClientCookieAuthentication(BaseAuthentication):
             raise exceptions.PermissionDenied(
                 "CSRF failed: send the csrftoken cookie's value as X-CSRFToken."
             )
+
+
+def _django_user_ambient(request: HttpRequest) -> bool:
+    """A host Django project's logged-in user is ambient authority too (its session cookie)."""
+    return bool(settings.HOST_DJANGO_USERS) and bool(
+        getattr(getattr(request, "user", None), "is_authenticated", False)
+    )
+
+
+class HostTokenAuthentication(BaseAuthentication):
+    """`Authorization: Bearer <host token>`: the host app's user (sessions_app.identity).
+
+    Runs before the cookie's check: a request that names its user by a token carries no
+    ambient authority, so it needs no CSRF token. A bad token is a 401, never a fallback to
+    the cookie. `request.auth` is the Identity.
+    """
+
+    def authenticate(self, request: Request) -> tuple[None, Identity] | None:
+        if bearer_of(request._request.headers.get("Authorization")) is None:
+            return None
+        identity = request_identity(request._request)
+        return None, identity  # type: ignore[return-value]
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="sessions"'

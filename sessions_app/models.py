@@ -30,8 +30,11 @@ class Session(models.Model):
     voice = models.CharField(max_length=32)
     transcription_enabled = models.BooleanField(default=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
-    # sha256 of the owning browser's credential; the credential itself is never stored.
+    # Who owns the session (sessions_app.identity): sha256 of the anonymous browser's credential
+    # (never stored itself), or of "subject:<id>" for a host-app user.
     owner_hash = models.CharField(max_length=64)
+    # The host app's user id (a token's `sub`, or request.user's pk); "" for a browser cookie.
+    owner_subject = models.CharField(max_length=255, blank=True, default="")
     # The fencing number: the generation of the newest registered call. A sideband writes only
     # while its call's generation equals this value.
     current_generation = models.PositiveIntegerField(default=0)
@@ -69,6 +72,11 @@ class Session(models.Model):
                 name="session_owner_active_idx",
                 condition=Q(status="active"),
             ),
+            # Serves a user's sessions in every state: the server API's listing and export,
+            # the memory a new session starts with, and the deletion of a user's data.
+            models.Index(fields=["owner_hash", "-created_at"], name="session_owner_idx"),
+            # Serves the retention purge: sessions untouched since the cutoff, oldest first.
+            models.Index(fields=["updated_at"], name="session_updated_idx"),
         ]
 
     def __str__(self) -> str:
