@@ -219,7 +219,7 @@ REST_FRAMEWORK = {
     # Identifies the browser by its client cookie and enforces CSRF when it carries one.
     # A host app's bearer token first (sessions_app.identity), then the cookie's CSRF check.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "sessions_app.auth.HostTokenAuthentication",
+        "sessions_app.auth.HostUserAuthentication",
         "sessions_app.auth.ClientCookieAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": [],

@@ -23,7 +23,7 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
 
 
 class HostTokenScheme(OpenApiAuthenticationExtension):
-    target_class = "sessions_app.auth.HostTokenAuthentication"
+    target_class = "sessions_app.auth.HostUserAuthentication"
     name = "hostToken"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:

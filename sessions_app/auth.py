@@ -26,7 +26,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
 from sessions_app.crypto import sha256_hex
-from sessions_app.identity import Identity, TokenInvalid, bearer_of, identity_resolve
+from sessions_app.identity import Identity, TokenInvalid, identity_resolve
 from sessions_app.models import Session
 
 # token_urlsafe(32) makes 43 characters; accept only that shape so junk never reaches a query.
@@ -52,7 +52,7 @@ def credential_well_formed(raw: str | None) -> str | None:
 def request_identity(request: HttpRequest | Request) -> Identity | None:
     """Who the request acts as (sessions_app.identity); a bad bearer token is a 401."""
     if isinstance(request, Request) and isinstance(request.auth, Identity):
-        return request.auth  # HostTokenAuthentication verified it already
+        return request.auth  # HostUserAuthentication resolved it already
     django_request = _django_request(request)
     try:
         return identity_resolve(
@@ -126,6 +126,41 @@ def _no_response(request: HttpRequest) -> HttpResponseBase:  # pragma: no cover 
     raise AssertionError("CSRF check does not call the view")
 
 
+def _csrf_enforce(request: HttpRequest) -> None:
+    check = CsrfViewMiddleware(_no_response)
+    check.process_request(request)
+    reason = check.process_view(request, _no_response, (), {})
+    if reason is not None:
+        raise exceptions.PermissionDenied(
+            "CSRF failed: send the csrftoken cookie's value as X-CSRFToken."
+        )
+
+
+def _unsafe(request: Request) -> bool:
+    return request.method not in ("GET", "HEAD", "OPTIONS", "TRACE")
+
+
+class HostUserAuthentication(BaseAuthentication):
+    """The host app's user (sessions_app.identity): a bearer token, or request.user.
+
+    Runs first, and only sets `request.auth` to the Identity (DRF then replaces Django's
+    request.user, which is why the user is read here, before it does). A token carries no
+    ambient authority, so it needs no CSRF token; the host's Django login is a cookie, so it
+    does. A bad token is a 401, never a fallback to the browser cookie.
+    """
+
+    def authenticate(self, request: Request) -> tuple[None, Identity] | None:
+        identity = request_identity(request._request)
+        if identity is None or not identity.is_host_user:
+            return None
+        if identity.source == "user" and _unsafe(request):
+            _csrf_enforce(request._request)
+        return None, identity
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="sessions"'
+
+
 class ClientCookieAuthentication(BaseAuthentication):
     """Enforces CSRF on unsafe requests carrying the client cookie; never logs anybody in.
 
@@ -135,43 +170,6 @@ class ClientCookieAuthentication(BaseAuthentication):
     """
 
     def authenticate(self, request: Request) -> None:
-        if request.method not in ("GET", "HEAD", "OPTIONS", "TRACE") and (
-            settings.CLIENT_COOKIE_NAME in request._request.COOKIES
-            or _django_user_ambient(request._request)
-        ):
-            self._enforce_csrf(request._request)
+        if _unsafe(request) and settings.CLIENT_COOKIE_NAME in request._request.COOKIES:
+            _csrf_enforce(request._request)
         return None
-
-    def _enforce_csrf(self, request: HttpRequest) -> None:
-        check = CsrfViewMiddleware(_no_response)
-        check.process_request(request)
-        reason = check.process_view(request, _no_response, (), {})
-        if reason is not None:
-            raise exceptions.PermissionDenied(
-                "CSRF failed: send the csrftoken cookie's value as X-CSRFToken."
-            )
-
-
-def _django_user_ambient(request: HttpRequest) -> bool:
-    """A host Django project's logged-in user is ambient authority too (its session cookie)."""
-    return bool(settings.HOST_DJANGO_USERS) and bool(
-        getattr(getattr(request, "user", None), "is_authenticated", False)
-    )
-
-
-class HostTokenAuthentication(BaseAuthentication):
-    """`Authorization: Bearer <host token>`: the host app's user (sessions_app.identity).
-
-    Runs before the cookie's check: a request that names its user by a token carries no
-    ambient authority, so it needs no CSRF token. A bad token is a 401, never a fallback to
-    the cookie. `request.auth` is the Identity.
-    """
-
-    def authenticate(self, request: Request) -> tuple[None, Identity] | None:
-        if bearer_of(request._request.headers.get("Authorization")) is None:
-            return None
-        identity = request_identity(request._request)
-        return None, identity  # type: ignore[return-value]
-
-    def authenticate_header(self, request: Request) -> str:
-        return 'Bearer realm="sessions"'

@@ -119,9 +119,15 @@ class Workers:
 
 
 @contextmanager
-def workers_running(*, emulator_server: EmulatorServer, log_dir: Path) -> Iterator[Workers]:
+def workers_running(
+    *, emulator_server: EmulatorServer, log_dir: Path, **extra_env: str
+) -> Iterator[Workers]:
     """A pool of real worker processes on this run's test DB, Redis db and emulator."""
-    env = process_env(emulator_server=emulator_server, SIDEBAND_AUTH="client_secret", **WORKER_ENV)
+    env = process_env(
+        emulator_server=emulator_server,
+        SIDEBAND_AUTH="client_secret",
+        **{**WORKER_ENV, **extra_env},
+    )
     # Stale tasks of an earlier run must not reach this run's workers.
     redis.Redis.from_url(django_settings.REDIS_URL).flushdb()
     pool = Workers(env=env, log_dir=log_dir)
