@@ -18,8 +18,9 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from extraction.models import ExtractionRun
 from hostapi.models import DataDeletion, WebhookDelivery
-from sessions_app.models import ClientSecret, Profile, Session, TranscriptTurn
+from sessions_app.models import Call, ClientSecret, Profile, Session, TranscriptTurn
 
 logger = logging.getLogger(__name__)
 
@@ -39,20 +40,35 @@ class Counts:
 
 
 def _batch_delete(session_ids: list[int]) -> Counts:
-    """Delete these sessions and everything about them, in one transaction."""
+    """Delete these sessions and everything about them, in one transaction.
+
+    Children go first, leaves before what they point at (a call PROTECTs its secret, turns
+    and runs point at calls and profiles), so each DELETE is one statement and nothing is
+    left for the cascade collector to order.
+    """
     with transaction.atomic():
-        public_ids = list(
-            Session.objects.filter(pk__in=session_ids).values_list("public_id", flat=True)
+        # Lock what this batch deletes; rows another purge holds are its to delete.
+        locked = list(
+            Session.objects.select_for_update(skip_locked=True)
+            .filter(pk__in=session_ids)
+            .values_list("pk", "public_id")
         )
-        counts = Counts(
-            sessions=len(public_ids),
-            turns=TranscriptTurn.objects.filter(session_id__in=session_ids).count(),
-            profiles=Profile.objects.filter(session_id__in=session_ids).count(),
-            secrets=ClientSecret.objects.filter(session_id__in=session_ids).count(),
-            deliveries=WebhookDelivery.objects.filter(session_public_id__in=public_ids).delete()[0],
-        )
+        session_ids = [pk for pk, _ in locked]
+        public_ids = [public_id for _, public_id in locked]
+        deliveries = WebhookDelivery.objects.filter(session_public_id__in=public_ids).delete()[0]
+        turns = TranscriptTurn.objects.filter(session_id__in=session_ids).delete()[0]
+        ExtractionRun.objects.filter(session_id__in=session_ids).delete()
+        profiles = Profile.objects.filter(session_id__in=session_ids).delete()[0]
+        Call.objects.filter(session_id__in=session_ids).delete()
+        secrets = ClientSecret.objects.filter(session_id__in=session_ids).delete()[0]
         Session.objects.filter(pk__in=session_ids).delete()
-    return counts
+    return Counts(
+        sessions=len(public_ids),
+        turns=turns,
+        profiles=profiles,
+        secrets=secrets,
+        deliveries=deliveries,
+    )
 
 
 def _delete_all(sessions: QuerySet[Session]) -> Counts:
@@ -63,7 +79,10 @@ def _delete_all(sessions: QuerySet[Session]) -> Counts:
         )
         if not batch:
             return total
-        total = total + _batch_delete(batch)
+        done = _batch_delete(batch)
+        if done.sessions == 0:
+            return total  # the batch is locked by a concurrent purge, which will finish it
+        total = total + done
 
 
 def _log(*, reason: str, owner_hash: str, requested_by: str, counts: Counts) -> DataDeletion:

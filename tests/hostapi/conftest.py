@@ -64,6 +64,8 @@ def host_workers(
         WEBHOOK_RETRY_BASE_S="0.3",
         WEBHOOK_RETRY_MAX_S="1",
         WEBHOOK_TIMEOUT_S="2",
+        TRANSCRIPT_RETENTION_DAYS="30",
+        RETENTION_BATCH="2",
     ) as pool:
         yield pool
 
