@@ -292,10 +292,11 @@ HOST_TOKEN_MAX_AGE_S = env_int("HOST_TOKEN_MAX_AGE_S", 3600, minimum=10)
 HOST_DJANGO_USERS = env_bool("HOST_DJANGO_USERS", default=False)
 # Server-to-server API keys: requests per key per minute.
 API_KEY_RATE_LIMIT_PER_MINUTE = env_int("API_KEY_RATE_LIMIT_PER_MINUTE", 600, minimum=1)
-# Webhooks: the beat scan that turns committed rows into deliveries, how far back each scan
-# re-reads (a row committed later than this after its timestamp is missed), and the retries.
+# Webhooks: the beat scan that turns committed rows into deliveries, how old a row must be
+# before the scan reads it (a row whose transaction commits later than this after its
+# timestamp is missed), and the retries.
 WEBHOOK_SCAN_S = env_float("WEBHOOK_SCAN_S", 2.0, minimum=0.1)
-WEBHOOK_SCAN_OVERLAP_S = env_float("WEBHOOK_SCAN_OVERLAP_S", 60.0, minimum=1.0)
+WEBHOOK_SCAN_SETTLE_S = env_float("WEBHOOK_SCAN_SETTLE_S", 5.0, minimum=0.0)
 WEBHOOK_TIMEOUT_S = env_float("WEBHOOK_TIMEOUT_S", 10.0, minimum=0.1)
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
 WEBHOOK_RETRY_BASE_S = env_float("WEBHOOK_RETRY_BASE_S", 5.0, minimum=0.01)

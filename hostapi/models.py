@@ -146,10 +146,12 @@ class WebhookDelivery(models.Model):
 
 
 class WebhookScanCursor(models.Model):
-    """How far the scan of one event type's source rows got (their timestamp)."""
+    """How far the scan of one event type's source rows got: the (timestamp, pk) of the last
+    row read, a keyset position, so rows sharing a timestamp are neither skipped nor re-read."""
 
     event_type = models.CharField(max_length=32, choices=EventType.choices, unique=True)
     scanned_until = models.DateTimeField()
+    scanned_pk = models.BigIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"{self.event_type} until {self.scanned_until.isoformat()}"

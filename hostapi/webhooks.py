@@ -6,12 +6,13 @@ timestamp` (Unix seconds of this attempt) and `webhook-signature: v1,<base64 HMA
 `whsec_<base64>` secret. The body is `{"type", "timestamp", "data"}`.
 
 How events become deliveries: `webhooks_scan` (beat, every WEBHOOK_SCAN_S) reads the rows
-committed since its cursor -- turns completed, calls ended, sessions closed, profiles
-extracted -- and inserts one delivery per subscribed endpoint. Reading committed rows keeps
-the sideband's hot path and every service free of webhook work, and nothing is announced that
-was rolled back. Each scan re-reads WEBHOOK_SCAN_OVERLAP_S before its cursor (a row stamped
-before a slower transaction committed); the unique (endpoint, event id) makes a re-read add
-nothing. Deliveries are sent by the `webhook_deliver` task, dispatched after commit.
+past its cursor -- turns completed, calls ended, sessions closed, profiles extracted -- and
+inserts one delivery per subscribed endpoint. Reading committed rows keeps the sideband's hot
+path and every service free of webhook work, and nothing is announced that was rolled back.
+A row is read once its timestamp is WEBHOOK_SCAN_SETTLE_S old, so the transaction that stamped
+it has committed (a commit slower than that is missed: the price of a cursor that always moves
+on); the cursor is a (timestamp, pk) keyset, and the unique (endpoint, event id) makes a scan
+that runs twice add nothing. Deliveries are sent by `webhook_deliver`, dispatched after commit.
 
 Races: an attempt is claimed with a conditional UPDATE on the attempt number, so a task run
 twice, or re-dispatched by the sweep while the first copy waits in the queue, sends once.
@@ -34,6 +35,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from hostapi.models import EventType, WebhookDelivery, WebhookEndpoint, WebhookScanCursor
@@ -45,6 +47,8 @@ logger = logging.getLogger(__name__)
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 SCAN_BATCH = 1000
+# Batches per event type per scan: a backlog is caught up over several scans, never in one.
+SCAN_MAX_BATCHES = 10
 SWEEP_BATCH = 500
 USER_AGENT = "realtime-transcript-webhooks/1"
 
@@ -164,37 +168,48 @@ def webhooks_scan(*, now: dt.datetime | None = None) -> int:
     now = now or timezone.now()
     endpoints = list(WebhookEndpoint.objects.filter(is_active=True))
     for event_type, source in SOURCES.items():
-        _scan_one(
-            event_type=event_type,
-            source=source,
-            endpoints=[e for e in endpoints if event_type in e.event_types],
-            now=now,
-        )
+        listening = [e for e in endpoints if event_type in e.event_types]
+        for _ in range(SCAN_MAX_BATCHES):
+            read = _scan_one(event_type=event_type, source=source, endpoints=listening, now=now)
+            if read < SCAN_BATCH:
+                break
     return deliveries_sweep(now=now)
 
 
 def _scan_one(
     *, event_type: str, source: EventSource, endpoints: list[WebhookEndpoint], now: dt.datetime
-) -> None:
-    cursor, _ = WebhookScanCursor.objects.get_or_create(
-        event_type=event_type, defaults={"scanned_until": now}
-    )
-    if not endpoints:
-        # Nobody listens: nothing is owed for what happens before someone does.
-        WebhookScanCursor.objects.filter(pk=cursor.pk).update(scanned_until=now)
-        return
-    since = cursor.scanned_until - dt.timedelta(seconds=settings.WEBHOOK_SCAN_OVERLAP_S)
-    rows = list(
-        source.rows()
-        .filter(**{f"{source.stamp}__gt": since, f"{source.stamp}__lte": now})
-        .order_by(source.stamp, "pk")[:SCAN_BATCH]
-    )
-    deliveries = []
-    for row in rows:
-        envelope = {"type": event_type, "timestamp": iso(getattr(row, source.stamp))}
-        payload = envelope | {"data": source.data(row)}
-        for endpoint in endpoints:
-            deliveries.append(
+) -> int:
+    """One batch of one event type's rows past the cursor; how many rows it read."""
+    horizon = now - dt.timedelta(seconds=settings.WEBHOOK_SCAN_SETTLE_S)
+    with transaction.atomic():
+        cursor, _ = WebhookScanCursor.objects.select_for_update().get_or_create(
+            event_type=event_type, defaults={"scanned_until": horizon}
+        )
+        if not endpoints:
+            # Nobody listens: nothing is owed for what happened before someone does.
+            cursor.scanned_until, cursor.scanned_pk = max(cursor.scanned_until, horizon), 0
+            cursor.save(update_fields=["scanned_until", "scanned_pk"])
+            return 0
+        stamp = source.stamp
+        rows = list(
+            source.rows()
+            .filter(
+                Q(**{f"{stamp}__gt": cursor.scanned_until})
+                | Q(**{stamp: cursor.scanned_until, "pk__gt": cursor.scanned_pk}),
+                **{f"{stamp}__lte": horizon},
+            )
+            .order_by(stamp, "pk")[:SCAN_BATCH]
+        )
+        if not rows:
+            return 0
+        deliveries: list[WebhookDelivery] = []
+        for row in rows:
+            payload = {
+                "type": event_type,
+                "timestamp": iso(getattr(row, stamp)),
+                "data": source.data(row),
+            }
+            deliveries.extend(
                 WebhookDelivery(
                     endpoint=endpoint,
                     event_id=event_id(event_type, row.pk),
@@ -203,13 +218,12 @@ def _scan_one(
                     payload=payload,
                     next_attempt_at=now,
                 )
+                for endpoint in endpoints
             )
-    WebhookDelivery.objects.bulk_create(deliveries, ignore_conflicts=True)
-    # A full batch stops at its last row; the next scan goes on from there.
-    until = getattr(rows[-1], source.stamp) if len(rows) == SCAN_BATCH else now
-    WebhookScanCursor.objects.filter(pk=cursor.pk, scanned_until__lt=until).update(
-        scanned_until=until
-    )
+        WebhookDelivery.objects.bulk_create(deliveries, ignore_conflicts=True)
+        cursor.scanned_until, cursor.scanned_pk = getattr(rows[-1], stamp), rows[-1].pk
+        cursor.save(update_fields=["scanned_until", "scanned_pk"])
+    return len(rows)
 
 
 # --- Delivery -------------------------------------------------------------------------------

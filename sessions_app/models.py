@@ -77,6 +77,10 @@ class Session(models.Model):
             models.Index(fields=["owner_hash", "-created_at"], name="session_owner_idx"),
             # Serves the retention purge: sessions untouched since the cutoff, oldest first.
             models.Index(fields=["updated_at"], name="session_updated_idx"),
+            # Serves the webhook scan of session.closed (hostapi.webhooks): closed since a time.
+            models.Index(
+                fields=["closed_at"], name="session_closed_at_idx", condition=Q(status="closed")
+            ),
         ]
 
     def __str__(self) -> str:
@@ -165,6 +169,10 @@ class Call(models.Model):
                 name="call_live_lease_idx",
                 condition=Q(ended_at__isnull=True),
             ),
+            # Serves the webhook scan of call.ended (hostapi.webhooks): ended since a time.
+            models.Index(
+                fields=["ended_at"], name="call_ended_at_idx", condition=Q(ended_at__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:
@@ -228,6 +236,14 @@ class TranscriptTurn(models.Model):
                 condition=~Q(status="failed") | ~Q(status_reason=""),
             ),
         ]
+        indexes = [
+            # Serves the webhook scan of turn.completed (hostapi.webhooks): completed since a time.
+            models.Index(
+                fields=["completed_at"],
+                name="turn_completed_at_idx",
+                condition=Q(completed_at__isnull=False),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.role} {self.item_id}"
@@ -253,6 +269,10 @@ class Profile(models.Model):
                 fields=["session", "version"], name="profile_session_version_uniq"
             ),
             models.CheckConstraint(name="profile_version_positive", condition=Q(version__gte=1)),
+        ]
+        indexes = [
+            # Serves the webhook scan of profile.extracted and a user's newest profile (memory).
+            models.Index(fields=["created_at"], name="profile_created_at_idx"),
         ]
 
     def __str__(self) -> str:

@@ -13,10 +13,9 @@ from extraction.models import ExtractionRun
 from hostapi.keys import api_key_create, api_key_revoke
 from hostapi.models import ApiKey
 from sessions_app.crypto import sha256_hex
-from sessions_app.identity import subject_owner_hash
 from sessions_app.models import Session
-from tests.factories import ProfileFactory, SessionFactory, TranscriptTurnFactory
-from tests.hostapi.conftest import key_client
+from tests.factories import TranscriptTurnFactory
+from tests.hostapi.conftest import a_profile, a_session, key_client
 
 pytestmark = pytest.mark.django_db
 
@@ -24,10 +23,10 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def session() -> Session:
     """User 42's session: three turns, a profile, an extraction run."""
-    session: Session = SessionFactory(owner_hash=subject_owner_hash("42"), owner_subject="42")
+    session: Session = a_session("42")
     for n, role in enumerate(["user", "assistant", "user"], 1):
         TranscriptTurnFactory(session=session, role=role, text=f"turn {n}", position=n * 1024)
-    profile = ProfileFactory(session=session, version=1, turn_count=3)
+    profile = a_profile(session=session, version=1, turn_count=3)
     ExtractionRun.objects.create(
         session=session, status="succeeded", profile=profile, finished_at=profile.created_at
     )
@@ -120,8 +119,8 @@ def test_the_transcript_reads_by_page(session):
 
 
 def test_a_users_sessions_read_newest_first_by_page(session):
-    newer: Session = SessionFactory(owner_hash=subject_owner_hash("42"), owner_subject="42")
-    SessionFactory()  # an anonymous browser's
+    newer: Session = a_session("42")
+    a_session()  # an anonymous browser's
     client = key_client()
 
     first = client.get("/api/v1/users/42/sessions", {"limit": 1}).json()
@@ -155,7 +154,7 @@ def test_profiles_extractions_and_export(session):
 def test_triggering_an_extraction_starts_one_run_or_says_why_not(session):
     client = key_client(write=True)
     TranscriptTurnFactory(session=session, role="user", text="I moved to Lyon.", position=9999)
-    empty: Session = SessionFactory(owner_hash=subject_owner_hash("42"), owner_subject="42")
+    empty: Session = a_session("42")
 
     started = client.post(f"/api/v1/sessions/{session.public_id}/extractions")
     nothing = client.post(f"/api/v1/sessions/{empty.public_id}/extractions")

@@ -18,8 +18,8 @@ from django.test import Client
 from config.asgi import application
 from sessions_app.identity import subject_owner_hash
 from sessions_app.models import ClientSecret, Session
-from tests.factories import OWNER_CREDENTIAL, OWNER_HASH, SessionFactory
-from tests.hostapi.conftest import AUDIENCE, HOST_SECRET, host_token, user_client
+from tests.factories import OWNER_CREDENTIAL, OWNER_HASH
+from tests.hostapi.conftest import AUDIENCE, HOST_SECRET, a_session, host_token, user_client
 from tests.sessions_app.helpers import post_json, session_create
 
 
@@ -63,7 +63,7 @@ def test_a_token_owned_session_is_invisible_to_another_token_and_to_a_cookie(ups
 
 @pytest.mark.django_db
 def test_a_cookie_owned_session_is_invisible_to_a_token():
-    session = SessionFactory()
+    session = a_session()
 
     assert _reads(user_client("42"), str(session.public_id)) == [404, 404, 404, 404, 404]
     assert _owner_browser().get(f"/session/{session.public_id}").status_code == 200
@@ -88,7 +88,7 @@ def _signed(claims: dict[str, Any], key: str = HOST_SECRET, algorithm: str = "HS
 )
 @pytest.mark.django_db
 def test_a_bad_token_is_a_401_even_with_an_owner_cookie(upstream, token, reason):
-    session = SessionFactory()
+    session = a_session()
     browser = _owner_browser()
     browser.defaults["HTTP_AUTHORIZATION"] = f"Bearer {token()}"
 
@@ -217,7 +217,7 @@ async def _connect(session_id: str, *, query: str = "", headers: Any = ()) -> tu
 
 @pytest.mark.django_db(transaction=True)
 async def test_the_live_socket_lets_only_the_token_owner_listen():
-    session = await sync_to_async(SessionFactory)(
+    session = await sync_to_async(a_session)(
         owner_hash=subject_owner_hash("42"), owner_subject="42"
     )
     sid = str(session.public_id)
@@ -231,7 +231,7 @@ async def test_the_live_socket_lets_only_the_token_owner_listen():
         assert await _connect(sid, query="?access_token=forged") == (False, 4403)
         assert await _connect(sid, headers=[cookie]) == (False, 4403)
         # The cookie's own session stays the cookie's.
-        own = await sync_to_async(SessionFactory)(owner_hash=OWNER_HASH)
+        own = await sync_to_async(a_session)(owner_hash=OWNER_HASH)
         assert await _connect(str(own.public_id), headers=[cookie]) == (True, "snapshot")
         assert await _connect(
             str(own.public_id), query=f"?access_token={host_token('42')}", headers=[cookie]

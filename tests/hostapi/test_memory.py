@@ -14,8 +14,8 @@ from extraction.instructions import marker_line
 from sessions_app.identity import subject_owner_hash
 from sessions_app.models import Call, ClientSecret, Profile, Session
 from tests.extraction.conftest import conversation_write
-from tests.factories import OWNER_CREDENTIAL, ProfileFactory, SessionFactory, profile_data
-from tests.hostapi.conftest import user_client
+from tests.factories import OWNER_CREDENTIAL, profile_data
+from tests.hostapi.conftest import a_profile, a_session, user_client
 from tests.sessions_app.helpers import post_json, session_create
 from tests.sideband.helpers import attached, emulator_call, reply, turns, turns_settled, wait_for
 
@@ -83,7 +83,7 @@ def _lives_in(city: str, item_id: str) -> dict[str, object]:
 
 
 def _user_session(subject: str, **fields: Any) -> Session:
-    session: Session = SessionFactory(
+    session: Session = a_session(
         owner_hash=subject_owner_hash(subject), owner_subject=subject, **fields
     )
     return session
@@ -96,7 +96,7 @@ def _secret_instructions(created: dict[str, Any]) -> str:
 @pytest.mark.django_db
 def test_a_user_who_opts_out_starts_from_nothing(upstream):
     earlier = _user_session("42")
-    ProfileFactory(session=earlier, version=1)
+    a_profile(session=earlier, version=1)
 
     created = session_create(user_client("42"), carryMemory=False)
 
@@ -111,7 +111,7 @@ def test_refresh_resets_the_session_not_the_memory(upstream):
     first = session_create(alice)
     session = Session.objects.get(public_id=first["sessionId"])
     conversation_write(session, [("user", SAID[1]), ("assistant", "Lyon is lovely.")])
-    ProfileFactory(
+    a_profile(
         session=session,
         version=1,
         data=_lives_in("Lyon", "item_0001"),
@@ -133,13 +133,13 @@ def test_refresh_resets_the_session_not_the_memory(upstream):
 @pytest.mark.django_db
 def test_the_newest_profile_of_any_session_is_carried(upstream):
     older = _user_session("42")
-    ProfileFactory(
+    a_profile(
         session=older,
         version=3,
         data=_lives_in("Paris", "item_0001"),
     )
     newer = _user_session("42")
-    ProfileFactory(
+    a_profile(
         session=newer,
         version=1,
         data=_lives_in("Lyon", "item_0002"),
@@ -155,8 +155,8 @@ def test_the_newest_profile_of_any_session_is_carried(upstream):
 
 @pytest.mark.django_db
 def test_one_users_memory_never_reaches_another(upstream):
-    ProfileFactory(session=_user_session("42"), version=1)
-    ProfileFactory(session=SessionFactory(), version=1)  # an anonymous browser's
+    a_profile(session=_user_session("42"), version=1)
+    a_profile(session=a_session(), version=1)  # an anonymous browser's
 
     created = session_create(user_client("43"))
 
@@ -171,8 +171,8 @@ def test_one_users_memory_never_reaches_another(upstream):
 
 @pytest.mark.django_db
 def test_an_anonymous_browser_carries_memory_only_when_it_asks(upstream):
-    earlier = SessionFactory()
-    ProfileFactory(session=earlier, version=1)
+    earlier = a_session()
+    a_profile(session=earlier, version=1)
     browser = Client()
     browser.cookies[django_settings.CLIENT_COOKIE_NAME] = OWNER_CREDENTIAL
 

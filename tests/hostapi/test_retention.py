@@ -19,15 +19,8 @@ from hostapi.tasks import retention_purge as retention_purge_task
 from hostapi.webhooks import webhook_endpoint_create
 from sessions_app.identity import subject_owner_hash
 from sessions_app.models import Call, ClientSecret, Profile, Session, TranscriptTurn
-from tests.factories import (
-    OWNER_HASH,
-    CallFactory,
-    ClientSecretFactory,
-    ProfileFactory,
-    SessionFactory,
-    TranscriptTurnFactory,
-)
-from tests.hostapi.conftest import key_client
+from tests.factories import OWNER_HASH, CallFactory, ClientSecretFactory, TranscriptTurnFactory
+from tests.hostapi.conftest import a_profile, a_session, key_client
 from tests.sideband.helpers import wait_for
 
 SECRET_WORDS = "my bank password is hunter2"
@@ -36,11 +29,11 @@ SECRET_WORDS = "my bank password is hunter2"
 def _conversation(owner_hash: str, subject: str = "", **fields: Any) -> Session:
     """A session with everything that can hang on one: secret, call, turns, profile, run,
     a webhook delivery."""
-    session: Session = SessionFactory(owner_hash=owner_hash, owner_subject=subject, **fields)
+    session: Session = a_session(owner_hash=owner_hash, owner_subject=subject, **fields)
     secret = ClientSecretFactory(session=session)
     call = CallFactory(session=session, secret=secret, generation=1)
     TranscriptTurnFactory(session=session, call=call, text=SECRET_WORDS)
-    profile = ProfileFactory(session=session, version=1)
+    profile = a_profile(session=session, version=1)
     ExtractionRun.objects.create(
         session=session, status="succeeded", profile=profile, finished_at=timezone.now()
     )

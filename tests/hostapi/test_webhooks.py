@@ -23,10 +23,8 @@ from hostapi.webhooks import (
     webhook_sign,
     webhooks_scan,
 )
-from sessions_app.identity import subject_owner_hash
 from sessions_app.models import Call, Session
-from tests.factories import SessionFactory
-from tests.hostapi.conftest import Received, user_client
+from tests.hostapi.conftest import Received, a_session, user_client
 from tests.sessions_app.helpers import session_create
 from tests.sideband.helpers import attached, call_start, synthetic_call, turns_settled, wait_for
 
@@ -65,7 +63,7 @@ def test_a_receiver_gets_each_event_type_once_signed(upstream, worker, receiver)
     endpoint, secret = webhook_endpoint_create(url=receiver.url, event_types=ALL_TYPES)
     webhooks_scan()  # the cursors start now
     # User 42 talks on a call the real worker captures: two turns completed.
-    session: Session = SessionFactory(owner_hash=subject_owner_hash("42"), owner_subject="42")
+    session: Session = a_session("42")
     synthetic = synthetic_call(upstream)
     call = attached(upstream, call_start(session, synthetic))
     upstream.control(
@@ -109,9 +107,8 @@ def test_a_receiver_gets_each_event_type_once_signed(upstream, worker, receiver)
 
 
 def _closed_session() -> Session:
-    session: Session = SessionFactory(
-        owner_hash=subject_owner_hash("42"),
-        owner_subject="42",
+    session: Session = a_session(
+        "42",
         status="closed",
         closed_at=timezone.now(),
         close_reason="refreshed",
