@@ -133,9 +133,18 @@ def test_an_asymmetric_token_names_the_user(upstream, settings):
     assert Session.objects.get(public_id=created["sessionId"]).owner_subject == "user-7"
 
 
+@pytest.mark.parametrize(
+    ("setting", "code"),
+    [
+        ("MAX_OPEN_SESSIONS_PER_CLIENT", "open_sessions_limit"),
+        ("RATE_LIMIT_CREATE_PER_MINUTE", "rate_limited"),
+    ],
+)
 @pytest.mark.django_db
-def test_the_open_session_cap_counts_the_user_on_every_device(upstream, settings):
-    settings.MAX_OPEN_SESSIONS_PER_CLIENT = 2
+def test_the_open_session_cap_and_the_rate_limit_count_the_user_on_every_device(
+    upstream, settings, setting, code
+):
+    setattr(settings, setting, 2)
     laptop, phone = user_client("42"), user_client("42")
     session_create(laptop)
     session_create(phone)
@@ -143,23 +152,9 @@ def test_the_open_session_cap_counts_the_user_on_every_device(upstream, settings
     third = post_json(laptop, "/session", {"model": "gpt-realtime", "voice": "marin"})
 
     assert third.status_code == 429
-    assert third.json()["code"] == "open_sessions_limit"
+    assert third.json()["code"] == code
     assert Session.objects.filter(owner_subject="42").count() == 2
-    session_create(user_client("43"))  # another user has a cap of their own
-
-
-@pytest.mark.django_db
-def test_the_create_rate_limit_counts_the_user_on_every_device(upstream, settings):
-    settings.RATE_LIMIT_CREATE_PER_MINUTE = 2
-    laptop, phone = user_client("42"), user_client("42")
-    session_create(laptop)
-    session_create(phone)
-
-    third = post_json(laptop, "/session", {"model": "gpt-realtime", "voice": "marin"})
-
-    assert third.status_code == 429
-    assert third.json()["code"] == "rate_limited"
-    assert Session.objects.filter(owner_subject="42").count() == 2
+    session_create(user_client("43"))  # another user counts apart
 
 
 @pytest.mark.django_db
