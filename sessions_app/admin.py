@@ -87,12 +87,22 @@ def _attachment(content: str, *, filename: str, content_type: str) -> HttpRespon
 
 @admin.register(Session)
 class SessionAdmin(admin.ModelAdmin):
-    list_display = ("public_id", "status", "model", "voice", "current_generation", "created_at")
+    list_display = (
+        "public_id",
+        "owner_subject",
+        "status",
+        "model",
+        "voice",
+        "current_generation",
+        "created_at",
+    )
     list_filter = ("status", "created_at")
-    search_fields = ("public_id", "calls__call_id")
+    # owner_subject: the host app's user id (sessions_app.identity); "" for a browser cookie.
+    search_fields = ("public_id", "calls__call_id", "owner_subject")
     date_hierarchy = "created_at"
     readonly_fields = (
         "public_id",
+        "owner_subject",
         "model",
         "voice",
         "transcription_enabled",
