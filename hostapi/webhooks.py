@@ -317,7 +317,9 @@ def webhook_attempt(*, delivery_id: int, attempt: int) -> WebhookDelivery | None
     ).update(attempts=attempt, next_attempt_at=now + _lost_after())
     if not claimed:
         return None
-    delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
+    delivery = WebhookDelivery.objects.select_related("endpoint").filter(pk=delivery_id).first()
+    if delivery is None:
+        return None  # deleted meanwhile (its endpoint, or its user's data)
     if not delivery.endpoint.is_active:
         return _attempt_record(delivery, Answer(None, "The endpoint is disabled."), final=True)
     body = json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False).encode()

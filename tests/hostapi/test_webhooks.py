@@ -240,3 +240,20 @@ def test_an_admin_registers_an_endpoint_and_sees_its_secret_once(receiver):
     assert shown.split(": ", 1)[1] not in endpoint.secret_encrypted
     log = staff.get("/admin/hostapi/webhookdelivery/")
     assert log.status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_delivery_to_a_disabled_endpoint_fails_without_a_request(receiver):
+    endpoint, _ = webhook_endpoint_create(url=receiver.url, event_types=["session.closed"])
+    webhooks_scan()
+    _closed_session()
+    webhooks_scan()
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(is_active=False)
+    delivery = WebhookDelivery.objects.get()
+
+    attempted = webhook_attempt(delivery_id=delivery.pk, attempt=1)
+
+    assert attempted is not None
+    assert (attempted.status, attempted.last_error) == ("failed", "The endpoint is disabled.")
+    assert receiver.events() == []
+    assert webhooks_scan() == 0  # an inactive endpoint gets no new delivery either
