@@ -237,8 +237,18 @@ def _lost_after() -> dt.timedelta:
 def deliveries_sweep(*, now: dt.datetime | None = None) -> int:
     """Dispatch pending deliveries that are due: new, due for a retry, or whose task was lost
     (next_attempt_at is pushed past the dispatch, so a queued task is not dispatched again
-    until it is presumed lost)."""
+    until it is presumed lost). At most SCAN_MAX_BATCHES batches per call."""
     now = now or timezone.now()
+    dispatched = 0
+    for _ in range(SCAN_MAX_BATCHES):
+        batch = _sweep_batch(now=now)
+        dispatched += batch
+        if batch < SWEEP_BATCH:
+            break
+    return dispatched
+
+
+def _sweep_batch(*, now: dt.datetime) -> int:
     with transaction.atomic():
         due = list(
             WebhookDelivery.objects.select_for_update(skip_locked=True)

@@ -257,3 +257,20 @@ def test_a_delivery_to_a_disabled_endpoint_fails_without_a_request(receiver):
     assert (attempted.status, attempted.last_error) == ("failed", "The endpoint is disabled.")
     assert receiver.events() == []
     assert webhooks_scan() == 0  # an inactive endpoint gets no new delivery either
+
+
+@pytest.mark.django_db
+def test_a_backlog_is_scanned_and_dispatched_batch_after_batch(receiver, monkeypatch):
+    from hostapi import webhooks
+
+    monkeypatch.setattr(webhooks, "SCAN_BATCH", 2)
+    monkeypatch.setattr(webhooks, "SWEEP_BATCH", 2)
+    webhook_endpoint_create(url=receiver.url, event_types=["session.closed"])
+    webhooks_scan()
+    closed = {_closed_session().public_id for _ in range(5)}
+
+    dispatched = webhooks_scan()
+
+    assert dispatched == 5
+    assert set(WebhookDelivery.objects.values_list("session_public_id", flat=True)) == closed
+    assert webhooks_scan() == 0  # dispatched ones wait until presumed lost
