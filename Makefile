@@ -5,6 +5,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 EMULATOR_PORT ?= 8765
+# The settings' DEBUG is off unless asked for (a debug page shows cookies and settings).
+# `make run` (local development, on 127.0.0.1) and the test and type-check runs ask for it;
+# `DEBUG=0 SECRET_KEY=... make run` runs as production does.
+export DEBUG ?= 1
 
 # Tests run against real Postgres and Redis (see .ci/run for starting them).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/realtime

@@ -13,10 +13,10 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from sideband.origin import SameOriginValidator  # noqa: E402
 from sideband.routing import websocket_urlpatterns  # noqa: E402
 
 # /static/ (the page's ES modules, the admin's assets) straight from the finders, so neither
@@ -31,6 +31,7 @@ if settings.HOST_DJANGO_USERS:
 application = ProtocolTypeRouter(
     {
         "http": http_app,
-        "websocket": AllowedHostsOriginValidator(websocket_app),
+        # The origin on scheme, host and port (sideband.origin), then the routes.
+        "websocket": SameOriginValidator(websocket_app),
     }
 )

@@ -21,9 +21,13 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 _DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-in-production-0123456789"  # noqa: S105
 SECRET_KEY = env_str("SECRET_KEY", _DEV_SECRET_KEY)
-DEBUG = env_bool("DEBUG", default=True)
+# Off unless asked for: a debug page shows the caller's cookies and the settings. `make run`
+# and `make test` ask for it (DEBUG=1 in the Makefile), for local development only.
+DEBUG = env_bool("DEBUG", default=False)
 if not DEBUG and SECRET_KEY == _DEV_SECRET_KEY:
-    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set when DEBUG is off (DEBUG=1 only for local development)"
+    )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -226,7 +230,8 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # UTF-8 JSON, bounded in depth: a hostile body is a 400 naming the problem, never a 500.
+    "DEFAULT_PARSER_CLASSES": ["sessions_app.parsers.StrictJSONParser"],
     "EXCEPTION_HANDLER": "sessions_app.api.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
@@ -237,6 +242,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Adds the error bodies every operation documents and closes the request objects
+    # (sessions_app.schema).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "sessions_app.schema.schema_postprocess",
+    ],
 }
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")

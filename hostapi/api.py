@@ -29,13 +29,26 @@ def _any() -> serializers.DictField:
     return serializers.DictField()
 
 
-_ERRORS: dict[int, Any] = {
-    400: OpenApiResponse(description="Bad input, naming the field"),
-    401: OpenApiResponse(description="No API key, or an invalid or revoked one"),
-    403: OpenApiResponse(description="The key lacks the scope"),
-    404: OpenApiResponse(description="No such session"),
-    429: OpenApiResponse(description="The key's rate limit; see Retry-After"),
+_ERROR = {"$ref": "#/components/schemas/Error"}
+_ANSWERS: dict[int, OpenApiResponse] = {
+    400: OpenApiResponse(
+        {"$ref": "#/components/schemas/ValidationError"},
+        description="Bad input, naming the field; nothing written.",
+    ),
+    401: OpenApiResponse(_ERROR, description="No API key, or an invalid or revoked one."),
+    403: OpenApiResponse(_ERROR, description="The key lacks the scope."),
+    404: OpenApiResponse(_ERROR, description="No such session."),
+    409: OpenApiResponse(_ERROR, description="The transcript has no spoken turn yet."),
+    429: OpenApiResponse(_ERROR, description="The key's rate limit; see Retry-After."),
 }
+
+
+def _errors(*codes: int) -> dict[int, Any]:
+    return {code: _ANSWERS[code] for code in (400, 401, 403, *codes, 429)}
+
+
+_ERRORS = _errors()
+_SESSION_ERRORS = _errors(404)
 
 
 def _subject(raw: str) -> str:
@@ -164,7 +177,7 @@ class UserExportView(HostAPIView):
 
 
 class HostSessionView(HostAPIView):
-    @extend_schema(tags=["host"], responses={200: OpenApiTypes.OBJECT, **_ERRORS})
+    @extend_schema(tags=["host"], responses={200: OpenApiTypes.OBJECT, **_SESSION_ERRORS})
     def get(self, request: Request, session_id: str) -> Response:
         return Response(selectors.session_api_json(session=_session(session_id)))
 
@@ -191,7 +204,7 @@ class HostTranscriptView(HostAPIView):
                     "next": serializers.IntegerField(allow_null=True),
                 },
             ),
-            **_ERRORS,
+            **_SESSION_ERRORS,
         },
     )
     def get(self, request: Request, session_id: str) -> Response:
@@ -218,7 +231,7 @@ class HostProfilesView(HostAPIView):
                     "profiles": serializers.ListField(child=_any()),
                 },
             ),
-            **_ERRORS,
+            **_SESSION_ERRORS,
         },
     )
     def get(self, request: Request, session_id: str) -> Response:
@@ -244,7 +257,7 @@ class HostExtractionsView(HostAPIView):
                     "extractions": serializers.ListField(child=_any()),
                 },
             ),
-            **_ERRORS,
+            **_SESSION_ERRORS,
         },
     )
     def get(self, request: Request, session_id: str) -> Response:
@@ -262,8 +275,7 @@ class HostExtractionsView(HostAPIView):
         responses={
             200: OpenApiResponse(description="Nothing new was said: the latest profile"),
             202: OpenApiResponse(description="An extraction run started (or was joined)"),
-            409: OpenApiResponse(description="The transcript has no spoken turn yet"),
-            **_ERRORS,
+            **_errors(404, 409),
         },
     )
     def post(self, request: Request, session_id: str) -> Response:

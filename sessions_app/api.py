@@ -2,16 +2,25 @@
 
 Views are thin: parse and validate input, check who may act (sessions_app.auth), call one
 service or selector, serialise. Bad input is a 400 naming the field, with nothing written.
+
+Input is strict: JSON types are not coerced, strings are not trimmed (`" marin"` and
+`"rtc_abc\n"` are 400s, never stored trimmed), and a field the endpoint does not know is a 400
+naming it. The OpenAPI schema says all of it (sessions_app.schema).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import RegexValidator
 from django.http import HttpRequest
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,7 +30,8 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from extraction.memory import memory_json
 from sessions_app import auth, ratelimit, selectors, services, upstream
 from sessions_app.identity import Identity
-from sessions_app.models import Session
+from sessions_app.models import Call, Session, TranscriptTurn
+from sessions_app.schema import BODY_ERRORS, RETRY_AFTER, UPSTREAM_ERRORS, errors, uuid_path
 
 # OpenAI call ids: `rtc_` then letters, digits and underscores (e.g. `rtc_u1_9c6574da...`).
 CALL_ID_RE = re.compile(r"^rtc_[A-Za-z0-9][A-Za-z0-9_]*$")
@@ -32,6 +42,13 @@ CALL_ID_MAX = 64
 
 
 class StrictCharField(serializers.CharField):
+    """A JSON string, taken as sent: never trimmed (surrounding whitespace then fails the
+    field's pattern or choices, so it is a 400, not a silently different value)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("invalid")
@@ -45,6 +62,43 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
+class SettingChoiceField(StrictCharField):
+    """One of the values of a list setting (read per request, so the environment rules); the
+    schema shows them as an enum (sessions_app.schema.SettingChoiceFieldExtension)."""
+
+    def __init__(self, *, setting: str, what: str, **kwargs: Any) -> None:
+        self.setting = setting
+        self.what = what
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        allowed = getattr(settings, self.setting)
+        if value not in allowed:
+            raise serializers.ValidationError(f"Unknown {self.what}; one of: {', '.join(allowed)}.")
+        return value
+
+
+class FullMatchValidator(RegexValidator):
+    """A RegexValidator that matches the whole value: `$` alone lets a trailing newline
+    through (`"rtc_abc\n"`). The schema shows the pattern (drf-spectacular reads `regex`)."""
+
+    def __call__(self, value: Any) -> None:
+        if not re.compile(self.regex).fullmatch(str(value)):
+            raise DjangoValidationError(self.message, code=self.code, params={"value": value})
+
+
+class CallIdField(StrictCharField):
+    """A Realtime call id; the schema shows its pattern and length."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", CALL_ID_MAX)
+        validator = FullMatchValidator(CALL_ID_RE, "Must be a Realtime call id (rtc_...).")
+        kwargs.setdefault("validators", [validator])
+        super().__init__(**kwargs)
+
+
+@extend_schema_field(OpenApiTypes.UUID)
 class SessionIdField(StrictCharField):
     default_error_messages = {"malformed": "Must be a session id (a UUID)."}
 
@@ -54,6 +108,18 @@ class SessionIdField(StrictCharField):
         if parsed is None:
             self.fail("malformed")
         return parsed
+
+
+# The input of an endpoint: a field it does not know is a 400 naming it (a misspelt
+# `enableTranscripton` must not silently mean the default). A comment, not a docstring: the
+# schema would show a docstring as every input's description.
+class StrictInputSerializer(serializers.Serializer):
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            unknown = sorted(str(name) for name in data if name not in self.fields)
+            if unknown:
+                raise exceptions.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
 
 
 # --- Errors -----------------------------------------------------------------------------
@@ -127,7 +193,11 @@ def _body_size_check(request: HttpRequest) -> None:
         declared = 0
     if declared > limit:
         raise too_big
-    if len(request.body) > limit:
+    try:
+        body = request.body
+    except RequestDataTooBig:  # a body without a Content-Length past Django's own cap
+        raise too_big from None
+    if len(body) > limit:
         raise too_big
 
 
@@ -153,32 +223,22 @@ class MemorySerializer(serializers.Serializer):
 
 
 class SessionCreateView(ClientAPIView):
-    class InputSerializer(serializers.Serializer):
+    """Create a session: a client secret for the browser's Realtime call. `reset: true` closes
+    the caller's newest open session first (its transcript kept) and, with `carryProfile`,
+    carries its profile over. A browser without a client cookie gets one."""
+
+    class InputSerializer(StrictInputSerializer):
         class Meta:
             ref_name = "SessionCreateInput"
 
-        model = StrictCharField()
-        voice = StrictCharField()
+        model = SettingChoiceField(setting="REALTIME_MODELS", what="model")
+        voice = SettingChoiceField(setting="REALTIME_VOICES", what="voice")
         enableTranscription = StrictBooleanField(required=False, default=True)
         reset = StrictBooleanField(required=False, default=False)
         carryProfile = StrictBooleanField(required=False, default=False)
         # Start from the owner's memory (extraction.memory); default: yes for a host-app
         # user, no for an anonymous browser.
         carryMemory = StrictBooleanField(required=False)
-
-        def validate_model(self, value: str) -> str:
-            if value not in settings.REALTIME_MODELS:
-                raise serializers.ValidationError(
-                    f"Unknown model; one of: {', '.join(settings.REALTIME_MODELS)}."
-                )
-            return value
-
-        def validate_voice(self, value: str) -> str:
-            if value not in settings.REALTIME_VOICES:
-                raise serializers.ValidationError(
-                    f"Unknown voice; one of: {', '.join(settings.REALTIME_VOICES)}."
-                )
-            return value
 
     class OutputSerializer(serializers.Serializer):
         class Meta:
@@ -190,16 +250,19 @@ class SessionCreateView(ClientAPIView):
         callId = serializers.CharField(allow_null=True)
         memory = MemorySerializer(required=False)
 
-    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: OutputSerializer, **errors(*BODY_ERRORS, 429, *UPSTREAM_ERRORS)},
+        parameters=[RETRY_AFTER],
+    )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=self.body(request))
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        ratelimit.rate_limit_hit(
-            scope="create",
-            key=auth.client_rate_key(request),
-            limit=settings.RATE_LIMIT_CREATE_PER_MINUTE,
-        )
+        for key in auth.client_create_rate_keys(request):
+            ratelimit.rate_limit_hit(
+                scope="create", key=key, limit=settings.RATE_LIMIT_CREATE_PER_MINUTE
+            )
         # A caller with no identity (no token, no well-formed cookie) gets a new browser
         # credential with its first session.
         identity = auth.request_identity(request)
@@ -237,27 +300,35 @@ class SessionCreateView(ClientAPIView):
 
 
 class SessionCallView(ClientAPIView):
-    class InputSerializer(serializers.Serializer):
+    """Register the browser's Realtime call with its session: the server attaches the sideband
+    and records the transcript. The same call again gives the same answer."""
+
+    class InputSerializer(StrictInputSerializer):
         class Meta:
             ref_name = "SessionCallInput"
 
         sessionId = SessionIdField()
-        callId = StrictCharField(max_length=CALL_ID_MAX)
-
-        def validate_callId(self, value: str) -> str:
-            if not CALL_ID_RE.fullmatch(value):
-                raise serializers.ValidationError("Must be a Realtime call id (rtc_...).")
-            return value
+        callId = CallIdField()
 
     class OutputSerializer(serializers.Serializer):
         class Meta:
             ref_name = "SessionCallOutput"
 
         sessionId = serializers.UUIDField()
-        callId = serializers.CharField()
+        callId = CallIdField()
         generation = serializers.IntegerField()
 
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            200: OutputSerializer,
+            **errors(
+                *BODY_ERRORS,
+                404,
+                conflict="callId is registered to another session, or the session is closed.",
+            ),
+        },
+    )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=self.body(request))
         serializer.is_valid(raise_exception=True)
@@ -275,7 +346,9 @@ class SessionCallView(ClientAPIView):
 
 
 class SessionRenewView(ClientAPIView):
-    class InputSerializer(serializers.Serializer):
+    """A new client secret for the session, the latest instructions and the current call."""
+
+    class InputSerializer(StrictInputSerializer):
         class Meta:
             ref_name = "SessionRenewInput"
 
@@ -288,9 +361,16 @@ class SessionRenewView(ClientAPIView):
         clientSecret = serializers.CharField()
         expiresAt = serializers.DateTimeField()
         instructions = serializers.CharField()
-        callId = serializers.CharField(allow_null=True)
+        callId = CallIdField(allow_null=True)
 
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            200: OutputSerializer,
+            **errors(*BODY_ERRORS, 404, 429, *UPSTREAM_ERRORS, conflict="The session is closed."),
+        },
+        parameters=[RETRY_AFTER],
+    )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=self.body(request))
         serializer.is_valid(raise_exception=True)
@@ -323,18 +403,44 @@ _CALLS_SCHEMA = inline_serializer(
     "Call",
     many=True,
     fields={
-        "callId": serializers.CharField(),
+        "callId": CallIdField(),
         "generation": serializers.IntegerField(),
         "registeredAt": serializers.DateTimeField(),
         "attachedAt": serializers.DateTimeField(allow_null=True),
         "endedAt": serializers.DateTimeField(allow_null=True),
-        "endReason": serializers.CharField(allow_null=True),
+        "endReason": serializers.ChoiceField(choices=Call.EndReason.choices, allow_null=True),
     },
 )
 
+# One turn as `selectors.turn_json` writes it (the live push sends the same shape); the four
+# tool fields only on tool turns.
+_TURN_SCHEMA = inline_serializer(
+    "Turn",
+    many=True,
+    fields={
+        "itemId": serializers.CharField(),
+        "role": serializers.ChoiceField(choices=TranscriptTurn.Role.choices),
+        "text": serializers.CharField(allow_null=True),
+        "status": serializers.ChoiceField(choices=TranscriptTurn.Status.choices),
+        "statusReason": serializers.CharField(allow_blank=True),
+        "position": serializers.IntegerField(),
+        "callId": CallIdField(allow_null=True),
+        "createdAt": serializers.DateTimeField(),
+        "updatedAt": serializers.DateTimeField(),
+        "name": serializers.CharField(required=False),
+        "arguments": serializers.CharField(required=False),
+        "toolCallId": serializers.CharField(required=False),
+        "output": serializers.CharField(required=False),
+    },
+)
+_SESSION_PATH = uuid_path("session_id", "The session's id (sessionId).")
+
 
 class SessionDetailView(ClientAPIView):
+    """The session's state, its calls (oldest first) and the newest secret's expiry."""
+
     @extend_schema(
+        parameters=[_SESSION_PATH],
         responses={
             200: inline_serializer(
                 "SessionState",
@@ -350,13 +456,14 @@ class SessionDetailView(ClientAPIView):
                     "replaces": serializers.UUIDField(allow_null=True),
                     "replacedBy": serializers.UUIDField(allow_null=True),
                     "generation": serializers.IntegerField(),
-                    "callId": serializers.CharField(allow_null=True),
+                    "callId": CallIdField(allow_null=True),
                     "expiresAt": serializers.DateTimeField(allow_null=True),
                     "calls": _CALLS_SCHEMA,
                     "turnCount": serializers.IntegerField(),
                 },
-            )
-        }
+            ),
+            **errors(400, 404),
+        },
     )
     def get(self, request: Request, session_id: str) -> Response:
         session = _session_from_path(request, session_id)
@@ -364,23 +471,28 @@ class SessionDetailView(ClientAPIView):
 
 
 class SessionTranscriptView(ClientAPIView):
-    class QuerySerializer(serializers.Serializer):
+    """The session's turns in conversation order (only those after `after` when given), and
+    the live push's sequence number at read time."""
+
+    class QuerySerializer(StrictInputSerializer):
         class Meta:
             ref_name = "SessionTranscriptQuery"
 
-        after = serializers.IntegerField(required=False)
+        # A position (a bigint): only turns placed after it.
+        after = serializers.IntegerField(required=False, min_value=0, max_value=2**63 - 1)
 
     @extend_schema(
-        parameters=[QuerySerializer],
+        parameters=[_SESSION_PATH, QuerySerializer],
         responses={
             200: inline_serializer(
                 "Transcript",
                 {
                     "sessionId": serializers.UUIDField(),
                     "seq": serializers.IntegerField(),
-                    "turns": serializers.ListField(child=serializers.DictField()),
+                    "turns": _TURN_SCHEMA,
                 },
-            )
+            ),
+            **errors(400, 404),
         },
     )
     def get(self, request: Request, session_id: str) -> Response:

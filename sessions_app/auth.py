@@ -95,7 +95,34 @@ def client_rate_key(request: HttpRequest | Request) -> str:
     identity = request_identity(request)
     if identity is not None:
         return f"client:{identity.owner_hash}"
+    return _address_rate_key(request)
+
+
+def _address_rate_key(request: HttpRequest | Request) -> str:
     return f"ip:{_django_request(request).META.get('REMOTE_ADDR', 'unknown')}"
+
+
+def client_create_rate_keys(request: HttpRequest | Request) -> list[str]:
+    """What a session creation counts against: the credential's budget, and the address's as
+    well while the credential owns no session.
+
+    A credential is any well-formed cookie value, so a client may invent one (the server
+    cannot tell it from one it issued, and need not: an invented credential owns only the
+    sessions it creates, and reaches no one else's, whose hashes it would have to reverse).
+    What it must not buy is a fresh rate-limit budget per invented value: until a credential
+    owns a session, its creations also spend its address's budget, as a client without a
+    cookie does.
+    """
+    keys = [client_rate_key(request)]
+    identity = request_identity(request)
+    # A host user's token is signed by the host: nobody invents one.
+    if (
+        identity is not None
+        and identity.source == "cookie"
+        and not Session.objects.filter(owner_hash=identity.owner_hash).exists()
+    ):
+        keys.append(_address_rate_key(request))
+    return keys
 
 
 def session_id_parse(raw: object) -> uuid.UUID | None:

@@ -3,7 +3,8 @@
 Only the session's owner may listen, as sessions_app.identity decides: a host app's token
 (`?access_token=<token>`, as browsers cannot set headers on a WebSocket, or an
 `Authorization` header), the host Django project's user, or the client cookie; the origin is
-checked by AllowedHostsOriginValidator (config/asgi.py). On connect the page gets
+checked on scheme, host and port (sideband.origin, config/asgi.py). Any other path is refused
+(`RouteNotFoundConsumer`). On connect the page gets
 a snapshot of the transcript, then every turn change, partial text and call end, each with the
 session's next sequence number: a page that spots a gap re-reads
 `GET /session/{id}/transcript?after=<last position>`.
@@ -29,8 +30,9 @@ from sideband.push import push_seq_current, session_group
 
 logger = logging.getLogger(__name__)
 
-# Close codes (4000-4999 are the application's): the page must not retry a 4403.
+# Close codes (4000-4999 are the application's): the page must not retry a 4403 or a 4404.
 CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
 
 
 def _cookie(scope: dict[str, Any], name: str) -> str | None:
@@ -113,3 +115,12 @@ class SessionConsumer(AsyncJsonWebsocketConsumer):
         """One message (`payload`) or a batch of consecutive ones (`payloads`), in order."""
         for payload in event.get("payloads") or [event["payload"]]:
             await self.send_json(payload)
+
+
+class RouteNotFoundConsumer(AsyncJsonWebsocketConsumer):
+    """Every socket path that is not a route: refused at the handshake (the server answers
+    403 to it), logged as one line without a traceback."""
+
+    async def connect(self) -> None:
+        logger.info("live socket: no route for path length %d", len(self.scope.get("path", "")))
+        await self.close(code=CLOSE_NOT_FOUND)

@@ -45,13 +45,12 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
+from django.db import InterfaceError as DbInterfaceError
 from django.db import (
-    IntegrityError,
     OperationalError,
     close_old_connections,
     connection,
 )
-from django.db import InterfaceError as DbInterfaceError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import (
     ConnectionClosed,
@@ -61,7 +60,7 @@ from websockets.exceptions import (
 )
 
 from sessions_app import upstream
-from sessions_app.models import Call, TranscriptTurn
+from sessions_app.models import Call
 from sessions_app.selectors import turn_json
 from sideband import services
 from sideband.capture import (
@@ -75,6 +74,8 @@ from sideband.capture import (
 from sideband.push import Pusher
 from sideband.transcript import (
     Fenced,
+    Outcome,
+    Refused,
     batch_run_async,
     connect_async,
     connect_params,
@@ -519,8 +520,8 @@ class SidebandOwner:
                 self.stats.fenced += 1
                 logger.info("sideband fenced, closing call=%s", conn.call_id)
                 conn.stop()
-            elif isinstance(outcome, IntegrityError):
-                logger.error("sideband write refused call=%s: %s", conn.call_id, outcome)
+            elif isinstance(outcome, Refused):
+                logger.error("sideband write refused: %s", outcome)
             else:
                 self.stats.commits += len(done_times)
                 self.stats.commit_ms.extend((now - t) * 1000 for t in done_times)
@@ -530,15 +531,23 @@ class SidebandOwner:
                     )
         for conn, _ups, _done, ends in grouped.values():
             for _conn, _u, reason, message, _t in ends:
-                await self._orm_call(
-                    functools.partial(
-                        services.call_end, call_id=conn.call_id, reason=reason, message=message
-                    )
+                await self._call_end(conn.call_id, reason, message)
+
+    async def _call_end(self, call_id: str, reason: str, message: str) -> None:
+        """End one call on the ORM thread; a failure costs that call's end only, never the
+        other calls' ends of the batch (the lease then expires and the reconciler retries)."""
+        try:
+            await self._orm_call(
+                functools.partial(
+                    services.call_end, call_id=call_id, reason=reason, message=message
                 )
+            )
+        except Exception:
+            logger.exception("sideband call end failed call=%s", call_id)
 
     async def _turns_write(
         self, writes: list[tuple[Call, list[TurnUpsert]]], db: _WriterDb
-    ) -> list[list[TranscriptTurn] | Fenced | IntegrityError]:
+    ) -> list[Outcome]:
         """The batch's turns, committed: set-based on the writer's asyncio connection, the
         rest (embedded mode, or a call whose placement needs queries) by the ORM thread."""
         if not writes:
@@ -546,7 +555,7 @@ class SidebandOwner:
         if db.params is None:
             return await self._orm_call(functools.partial(turns_apply_batch, writes=writes))
         batched = await db.run(lambda aconn: batch_run_async(aconn, writes=writes))
-        outcomes: list[list[TranscriptTurn] | Fenced | IntegrityError] = []
+        outcomes: list[Outcome] = []
         for write, outcome in zip(writes, batched, strict=True):
             if outcome is None:
                 (outcome,) = await self._orm_call(

@@ -25,6 +25,8 @@ Rules, all seen in recorded traffic (../shared/realtime-corpus/README.md):
   follows one is placed after the turn the hidden item followed.
 - Unknown event types are counted; malformed frames are logged (type and length only, never
   their content), counted and skipped.
+- Text Postgres cannot store (NUL, lone surrogates) is replaced by U+FFFD in every string of
+  an event before anything reads it: the rule is `sideband.capture.storable`'s.
 
 Placement: `TurnUpsert.previous_item_id` is the turn this one follows, always one this state
 already emitted or was seeded with, or None for "the start of this call's conversation"
@@ -60,6 +62,7 @@ from sideband.capture.ops import (
     TurnDelta,
     TurnUpsert,
 )
+from sideband.capture.storable import frame_is_clean, json_storable
 
 __all__ = [
     "ASSISTANT",
@@ -94,19 +97,34 @@ def capture_frame(state: CaptureState, raw: str | bytes) -> list[Op]:
         # orjson: a frame parses several times faster than with json.loads (most frames are
         # small deltas, and a thousand calls send thousands a second).
         event = orjson.loads(raw)
+        clean = frame_is_clean(raw)
     except (ValueError, TypeError):
         # What orjson refuses and json accepts (NaN, lone surrogates) is still read as before.
         try:
             event = json.loads(raw)
         except (ValueError, TypeError, RecursionError):
             return _malformed(state, raw, "not JSON")
+        clean = False
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         return _malformed(state, raw, "not an event object")
+    if clean:
+        return _capture(state, event)
     return capture_event(state, event)
 
 
 def capture_event(state: CaptureState, event: dict[str, Any]) -> list[Op]:
     """Fold one server event into `state`; return the operations it implies."""
+    if not isinstance(event, dict):
+        return _malformed(state, event, "not an event object")
+    try:
+        storable = json_storable(event)
+    except RecursionError:  # nested deeper than any event: not one
+        return _malformed(state, event, "nested too deep")
+    return _capture(state, storable)
+
+
+def _capture(state: CaptureState, event: dict[str, Any]) -> list[Op]:
+    """`capture_event` of an event whose strings are storable already."""
     event_type = event.get("type")
     if not isinstance(event_type, str):
         return _malformed(state, event, "no type")

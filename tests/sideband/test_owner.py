@@ -466,6 +466,7 @@ async def test_the_page_sees_turns_and_deltas_live_then_the_call_end(
         f"/ws/session/{session.public_id}/",
         headers=[
             (b"origin", b"http://testserver"),
+            (b"host", b"testserver"),
             (b"cookie", f"{django_settings.CLIENT_COOKIE_NAME}={OWNER_CREDENTIAL}".encode()),
         ],
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from typing import Any
 
@@ -35,8 +36,15 @@ def _cookie(credential: str) -> tuple[bytes, bytes]:
     return (b"cookie", f"{django_settings.CLIENT_COOKIE_NAME}={credential}".encode())
 
 
-def page(session_id: Any, headers: list[tuple[bytes, bytes]]) -> WebsocketCommunicator:
-    return WebsocketCommunicator(application, f"/ws/session/{session_id}/", headers=headers)
+def page(
+    session_id: Any, headers: list[tuple[bytes, bytes]], *, path: str = ""
+) -> WebsocketCommunicator:
+    """The page's socket to `ws/session/<session_id>/` (or `path`) on host testserver."""
+    return WebsocketCommunicator(
+        application,
+        path or f"/ws/session/{session_id}/",
+        headers=[(b"host", b"testserver"), *headers],
+    )
 
 
 async def test_owner_gets_a_snapshot_on_connect() -> None:
@@ -147,3 +155,76 @@ async def test_a_batched_group_send_reaches_every_member_of_every_group() -> Non
         {"type": "session.push", "payloads": [{"seq": 1}]},
         {"type": "session.push", "payloads": [{"seq": 2}]},
     ]
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        b"http://testserver:9999",  # another port
+        b"https://testserver",  # another scheme (the socket is ws://)
+        b"http://testserver.evil.example",
+        b"null",
+        b"http://[not-a-host",
+    ],
+)
+async def test_an_origin_differing_in_scheme_host_or_port_is_refused(origin: bytes) -> None:
+    session = await sync_to_async(session_new)()
+    communicator = page(session.public_id, [(b"origin", origin), _cookie(OWNER_CREDENTIAL)])
+
+    connected, _ = await communicator.connect()
+
+    assert connected is False
+
+
+async def test_the_exact_own_origin_with_its_port_is_accepted() -> None:
+    session = await sync_to_async(session_new)()
+    communicator = WebsocketCommunicator(
+        application,
+        f"/ws/session/{session.public_id}/",
+        headers=[
+            (b"host", b"localhost:8000"),
+            (b"origin", b"http://localhost:8000"),
+            _cookie(OWNER_CREDENTIAL),
+        ],
+    )
+
+    connected, _ = await communicator.connect()
+    # The snapshot first: a disconnect racing the consumer's first read of the channel layer
+    # leaves that layer's lock bound to this test's event loop.
+    snapshot = await communicator.receive_json_from(timeout=5)
+    await communicator.disconnect()
+
+    assert connected is True
+    assert snapshot["type"] == "snapshot"
+
+
+async def test_a_trusted_origin_is_accepted_whatever_the_socket_scheme(settings: Any) -> None:
+    settings.CSRF_TRUSTED_ORIGINS = ["https://app.example.com"]
+    session = await sync_to_async(session_new)()
+    communicator = page(
+        session.public_id, [(b"origin", b"https://app.example.com"), _cookie(OWNER_CREDENTIAL)]
+    )
+
+    connected, _ = await communicator.connect()
+    # The snapshot first: a disconnect racing the consumer's first read of the channel layer
+    # leaves that layer's lock bound to this test's event loop.
+    snapshot = await communicator.receive_json_from(timeout=5)
+    await communicator.disconnect()
+
+    assert connected is True
+    assert snapshot["type"] == "snapshot"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/ws/session/not-a-uuid/", "/ws/session/%00/", "/ws/nothing/here/", "/", "/ws/session/"],
+)
+async def test_an_unknown_route_or_a_non_uuid_id_is_closed_without_a_traceback(
+    path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    communicator = page(None, [ORIGIN, _cookie(OWNER_CREDENTIAL)], path=path)
+
+    connected, code = await communicator.connect()
+
+    assert (connected, code) == (False, 4404)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]

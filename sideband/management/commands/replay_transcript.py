@@ -4,6 +4,11 @@ Each line of the file is one Realtime server event. The lines go through exactly
 the sideband worker runs (`capture_frame`, then the fenced `turns_apply`) into a new session,
 and the session's turns are printed as a JSON list in conversation order, in the shape of the
 reference corpus's EXPECTED.json.
+
+Any file replays: a line that is not UTF-8 or not an event is skipped and counted as malformed
+(as the worker skips such a frame), text Postgres cannot store is replaced by the capture's
+rule (sideband.capture.storable), and a line whose records the database still refuses costs
+only those records.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from sessions_app.models import Call, Session, TranscriptTurn
 from sideband.capture import CallEnded, CaptureState, ItemMissing, capture_frame
-from sideband.transcript import turns_apply
+from sideband.transcript import Refused, turns_apply
 
 
 class Command(BaseCommand):
@@ -30,7 +35,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         path: Path = options["path"]
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            # Bytes: each line is decoded by the capture, like a frame, so one line that is
+            # not UTF-8 is one malformed frame, not a failed replay.
+            lines = path.read_bytes().splitlines()
         except OSError as exc:
             raise CommandError(f"cannot read {path}: {exc.strerror}") from exc
 
@@ -44,12 +51,16 @@ class Command(BaseCommand):
             session=session, generation=1, call_id=f"replay_{secrets.token_hex(12)}"
         )
         state = CaptureState(transcription_expected=session.transcription_enabled)
-        missing = 0
+        missing = refused = 0
         for line in lines:
             if not line.strip():
                 continue
             ops = capture_frame(state, line)
-            turns_apply(call=call, ops=ops)
+            try:
+                turns_apply(call=call, ops=ops)
+            except Refused as exc:
+                refused += 1
+                self.stderr.write(f"records refused by the database: {exc.cause!r}")
             for op in ops:
                 if isinstance(op, ItemMissing):
                     missing += 1  # a recording cannot answer a retrieve
@@ -64,7 +75,7 @@ class Command(BaseCommand):
         self.stderr.write(
             f"session {session.public_id}: {state.events} events, "
             f"{state.malformed_frames} malformed, {missing} missing items, "
-            f"unknown: {unknown or 'none'}"
+            f"unknown: {unknown or 'none'}; {refused} refused writes"
         )
 
 
