@@ -200,7 +200,9 @@ ORIGIN = (b"origin", b"http://testserver")
 
 async def _connect(session_id: str, *, query: str = "", headers: Any = ()) -> tuple[bool, Any]:
     communicator = WebsocketCommunicator(
-        application, f"/ws/session/{session_id}/{query}", headers=[ORIGIN, *headers]
+        application,
+        f"/ws/session/{session_id}/{query}",
+        headers=[(b"host", b"testserver"), ORIGIN, *headers],
     )
     connected, code = await communicator.connect()
     if connected:
