@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
@@ -10,6 +11,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # Django must be set up before anything imports models.
 django_asgi_app = get_asgi_application()
 
+from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
@@ -21,10 +23,15 @@ from sideband.routing import websocket_urlpatterns  # noqa: E402
 # `make run` nor the compose `web` service needs a separate file server.
 http_app = ASGIStaticFilesHandler(django_asgi_app) if settings.SERVE_STATIC else django_asgi_app
 
+websocket_app: Any = URLRouter(websocket_urlpatterns)
+if settings.HOST_DJANGO_USERS:
+    # Inside a host Django project its logged-in user owns sessions (sessions_app.identity).
+    websocket_app = AuthMiddlewareStack(websocket_app)
+
 application = ProtocolTypeRouter(
     {
         "http": http_app,
         # The origin on scheme, host and port (sideband.origin), then the routes.
-        "websocket": SameOriginValidator(URLRouter(websocket_urlpatterns)),
+        "websocket": SameOriginValidator(websocket_app),
     }
 )

@@ -246,7 +246,11 @@ SERVE_STATIC = env_bool("SERVE_STATIC", default=True)
 
 REST_FRAMEWORK = {
     # Identifies the browser by its client cookie and enforces CSRF when it carries one.
-    "DEFAULT_AUTHENTICATION_CLASSES": ["sessions_app.auth.ClientCookieAuthentication"],
+    # A host app's bearer token first (sessions_app.identity), then the cookie's CSRF check.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "sessions_app.auth.HostUserAuthentication",
+        "sessions_app.auth.ClientCookieAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -356,3 +360,41 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 # --- Sideband worker (end)
+
+# --- The host app: identity, server-to-server API, webhooks, retention (begin) -----------------
+# Tokens the host backend signs for its users (README "Use it from your app"): a JWT with
+# `sub` (the host's user id), `exp` and `aud`. HS256 with HOST_TOKEN_SECRET, or RS256/ES256
+# with HOST_TOKEN_PUBLIC_KEY (PEM); unset both and bearer tokens are refused.
+HOST_TOKEN_SECRET = env_str("HOST_TOKEN_SECRET", "")
+HOST_TOKEN_PUBLIC_KEY = env_str("HOST_TOKEN_PUBLIC_KEY", "").replace("\\n", "\n")
+HOST_TOKEN_AUDIENCE = env_str("HOST_TOKEN_AUDIENCE", "realtime-transcript")
+HOST_TOKEN_ISSUER = env_str("HOST_TOKEN_ISSUER", "")
+# Longest lifetime a token may claim (exp - now); longer ones are refused, not trimmed.
+HOST_TOKEN_MAX_AGE_S = env_int("HOST_TOKEN_MAX_AGE_S", 3600, minimum=10)
+# Inside a host Django project: request.user (its pk) owns the sessions it creates.
+HOST_DJANGO_USERS = env_bool("HOST_DJANGO_USERS", default=False)
+# Server-to-server API keys: requests per key per minute.
+API_KEY_RATE_LIMIT_PER_MINUTE = env_int("API_KEY_RATE_LIMIT_PER_MINUTE", 600, minimum=1)
+# Webhooks: the beat scan that turns committed rows into deliveries, how old a row must be
+# before the scan reads it (a row whose transaction commits later than this after its
+# timestamp is missed), and the retries.
+WEBHOOK_SCAN_S = env_float("WEBHOOK_SCAN_S", 2.0, minimum=0.1)
+WEBHOOK_SCAN_SETTLE_S = env_float("WEBHOOK_SCAN_SETTLE_S", 5.0, minimum=0.0)
+WEBHOOK_TIMEOUT_S = env_float("WEBHOOK_TIMEOUT_S", 10.0, minimum=0.1)
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+WEBHOOK_RETRY_BASE_S = env_float("WEBHOOK_RETRY_BASE_S", 5.0, minimum=0.01)
+WEBHOOK_RETRY_MAX_S = env_float("WEBHOOK_RETRY_MAX_S", 3600.0, minimum=0.01)
+# Retention: sessions idle (closed, or untouched) longer than this are purged; 0 keeps them.
+TRANSCRIPT_RETENTION_DAYS = env_int("TRANSCRIPT_RETENTION_DAYS", 0, minimum=0)
+RETENTION_BATCH = env_int("RETENTION_BATCH", 200, minimum=1)
+RETENTION_PURGE_S = env_float("RETENTION_PURGE_S", 3600.0, minimum=1.0)
+INSTALLED_APPS.append("hostapi")
+CELERY_BEAT_SCHEDULE["hostapi-webhooks-scan"] = {
+    "task": "hostapi.tasks.webhooks_scan",
+    "schedule": WEBHOOK_SCAN_S,
+}
+CELERY_BEAT_SCHEDULE["hostapi-retention-purge"] = {
+    "task": "hostapi.tasks.retention_purge",
+    "schedule": RETENTION_PURGE_S,
+}
+# --- The host app (end)

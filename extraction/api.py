@@ -135,12 +135,15 @@ class ExtractionStatusView(ClientAPIView):
             raise exceptions.ValidationError(
                 {"runId": ["Must be an extraction id (a UUID)."]}
             ) from None
-        owner = auth.client_hash(request)
+        identity = auth.request_identity(request)
         run = (
             ExtractionRun.objects.select_related("profile")
-            .filter(public_id=public_id, session__owner_hash=owner or "")
+            .filter(
+                public_id=public_id,
+                session__owner_hash=identity.owner_hash if identity is not None else "",
+            )
             .first()
         )
-        if owner is None or run is None:
+        if identity is None or run is None:
             raise exceptions.NotFound("Extraction not found.")
         return Response(_run_json(run))

@@ -91,6 +91,7 @@ class SessionAdmin(admin.ModelAdmin):
     list_display = (
         "public_id",
         "state",
+        "owner_subject",
         "turns",
         "last_turn",
         "model",
@@ -98,10 +99,12 @@ class SessionAdmin(admin.ModelAdmin):
         "created_at",
     )
     list_filter = (StateFilter, "created_at", "model")
-    search_fields = ("public_id", "calls__call_id")
+    # owner_subject: the host app's user id (sessions_app.identity); "" for a browser cookie.
+    search_fields = ("public_id", "calls__call_id", "owner_subject")
     date_hierarchy = "created_at"
     readonly_fields = (
         "public_id",
+        "owner_subject",
         "model",
         "voice",
         "transcription_enabled",

@@ -32,7 +32,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from extraction.memory import memory_json
 from sessions_app import auth, export, ratelimit, selectors, services, upstream
+from sessions_app.identity import Identity
 from sessions_app.models import Call, Session, TranscriptTurn
 from sessions_app.schema import BODY_ERRORS, RETRY_AFTER, UPSTREAM_ERRORS, errors, uuid_path
 
@@ -213,6 +215,18 @@ def _no_store(response: Response) -> Response:
 # --- Views --------------------------------------------------------------------------------
 
 
+class MemorySerializer(serializers.Serializer):
+    """What a new session started with from the owner's earlier sessions (extraction.memory)."""
+
+    class Meta:
+        ref_name = "SessionMemory"
+
+    carried = serializers.BooleanField()
+    profile = serializers.DictField(allow_null=True)
+    fromSessionId = serializers.UUIDField(allow_null=True)
+    recapTurns = serializers.ListField(child=serializers.DictField())
+
+
 class SessionCreateView(ClientAPIView):
     """Create a session: a client secret for the browser's Realtime call. `reset: true` closes
     the caller's newest open session first (its transcript kept) and, with `carryProfile`,
@@ -227,6 +241,9 @@ class SessionCreateView(ClientAPIView):
         enableTranscription = StrictBooleanField(required=False, default=True)
         reset = StrictBooleanField(required=False, default=False)
         carryProfile = StrictBooleanField(required=False, default=False)
+        # Start from the owner's memory (extraction.memory); default: yes for a host-app
+        # user, no for an anonymous browser.
+        carryMemory = StrictBooleanField(required=False)
 
     class OutputSerializer(serializers.Serializer):
         class Meta:
@@ -236,6 +253,7 @@ class SessionCreateView(ClientAPIView):
         clientSecret = serializers.CharField()
         expiresAt = serializers.DateTimeField()
         callId = serializers.CharField(allow_null=True)
+        memory = MemorySerializer(required=False)
 
     @extend_schema(
         request=InputSerializer,
@@ -250,19 +268,24 @@ class SessionCreateView(ClientAPIView):
             ratelimit.rate_limit_hit(
                 scope="create", key=key, limit=settings.RATE_LIMIT_CREATE_PER_MINUTE
             )
-        # A browser without a (well-formed) credential gets a new one with its first session.
-        owner_hash = auth.client_hash(request)
+        # A caller with no identity (no token, no well-formed cookie) gets a new browser
+        # credential with its first session.
+        identity = auth.request_identity(request)
         new_credential = None
-        if owner_hash is None:
+        if identity is None:
             new_credential = auth.client_credential_new()
-            owner_hash = auth.client_hash_of(new_credential)
+            identity = Identity(
+                owner_hash=auth.client_hash_of(new_credential), subject="", source="cookie"
+            )
         created = services.session_create(
-            owner_hash=owner_hash,
+            owner_hash=identity.owner_hash,
+            owner_subject=identity.subject,
             model=data["model"],
             voice=data["voice"],
             transcription=data["enableTranscription"],
             reset=data["reset"],
             carry_profile=data["carryProfile"],
+            carry_memory=data.get("carryMemory", identity.is_host_user),
         )
         response = Response(
             {
@@ -273,6 +296,9 @@ class SessionCreateView(ClientAPIView):
             },
             status=status.HTTP_201_CREATED,
         )
+        if created.memory is not None:
+            # Only a session that asked for memory says what it carried: the seed's shape stays.
+            response.data["memory"] = memory_json(created.memory)
         if new_credential is not None:
             auth.client_cookie_set(response, credential=new_credential)
         return _no_store(response)

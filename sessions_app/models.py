@@ -30,8 +30,11 @@ class Session(models.Model):
     voice = models.CharField(max_length=32)
     transcription_enabled = models.BooleanField(default=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
-    # sha256 of the owning browser's credential; the credential itself is never stored.
+    # Who owns the session (sessions_app.identity): sha256 of the anonymous browser's credential
+    # (never stored itself), or of "subject:<id>" for a host-app user.
     owner_hash = models.CharField(max_length=64)
+    # The host app's user id (a token's `sub`, or request.user's pk); "" for a browser cookie.
+    owner_subject = models.CharField(max_length=255, blank=True, default="")
     # The fencing number: the generation of the newest registered call. A sideband writes only
     # while its call's generation equals this value.
     current_generation = models.PositiveIntegerField(default=0)
@@ -74,6 +77,15 @@ class Session(models.Model):
                 fields=["updated_at"],
                 name="session_active_updated_idx",
                 condition=Q(status="active"),
+            ),
+            # Serves a user's sessions in every state: the server API's listing and export,
+            # the memory a new session starts with, and the deletion of a user's data.
+            models.Index(fields=["owner_hash", "-created_at"], name="session_owner_idx"),
+            # Serves the retention purge: sessions untouched since the cutoff, oldest first.
+            models.Index(fields=["updated_at"], name="session_updated_idx"),
+            # Serves the webhook scan of session.closed (hostapi.webhooks): closed since a time.
+            models.Index(
+                fields=["closed_at"], name="session_closed_at_idx", condition=Q(status="closed")
             ),
         ]
 
@@ -164,6 +176,10 @@ class Call(models.Model):
                 name="call_live_lease_idx",
                 condition=Q(ended_at__isnull=True),
             ),
+            # Serves the webhook scan of call.ended (hostapi.webhooks): ended since a time.
+            models.Index(
+                fields=["ended_at"], name="call_ended_at_idx", condition=Q(ended_at__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:
@@ -244,6 +260,14 @@ class TranscriptTurn(models.Model):
                 condition=Q(input_mode="") | Q(role="user", input_mode__in=["text", "audio"]),
             ),
         ]
+        indexes = [
+            # Serves the webhook scan of turn.completed (hostapi.webhooks): completed since a time.
+            models.Index(
+                fields=["completed_at"],
+                name="turn_completed_at_idx",
+                condition=Q(completed_at__isnull=False),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.role} {self.item_id}"
@@ -269,6 +293,10 @@ class Profile(models.Model):
                 fields=["session", "version"], name="profile_session_version_uniq"
             ),
             models.CheckConstraint(name="profile_version_positive", condition=Q(version__gte=1)),
+        ]
+        indexes = [
+            # Serves the webhook scan of profile.extracted and a user's newest profile (memory).
+            models.Index(fields=["created_at"], name="profile_created_at_idx"),
         ]
 
     def __str__(self) -> str:

@@ -19,7 +19,8 @@ from django.utils import timezone
 
 from config.outages import BROKER_AWAY
 from extraction.instructions import profile_carry_instructions, session_instructions
-from extraction.services import profile_carry
+from extraction.memory import Memory, memory_instructions, memory_of
+from extraction.services import profile_carry, profile_copy
 from sessions_app import selectors, upstream
 from sessions_app.crypto import secret_encrypt, sha256_hex
 from sessions_app.models import Call, ClientSecret, Session, TranscriptTurn
@@ -45,6 +46,8 @@ class Created:
     secret: ClientSecret
     # The plaintext secret, for the response only; the database holds it encrypted.
     secret_value: str
+    # What the owner's earlier sessions gave this one (extraction.memory), when it asked.
+    memory: Memory | None = None
 
 
 @dataclass(frozen=True)
@@ -89,12 +92,17 @@ def session_create(
     transcription: bool,
     reset: bool = False,
     carry_profile: bool = False,
+    owner_subject: str = "",
+    carry_memory: bool = False,
 ) -> Created:
     """Mint a client secret and record a new session owned by `owner_hash`.
 
     `reset` is the seed's Refresh: the caller's newest open session is closed (its transcript
     kept, never reused) and the new session `replaces` it, so refresh never hits the cap.
     `carry_profile` (with reset) starts the new session from the closed one's latest profile.
+    `carry_memory` starts it from the owner's memory (extraction.memory: the newest profile of
+    any of their sessions and the latest turns); it wins over `carry_profile`.
+    `owner_subject` is the host app's user id when a host user owns the session.
     Raises OpenSessionsLimit, upstream.UpstreamError.
     """
     previous = selectors.session_newest_open(owner_hash=owner_hash) if reset else None
@@ -103,7 +111,10 @@ def session_create(
     ):
         # Checked before minting so an over-cap client spends nothing; re-checked under the lock.
         raise OpenSessionsLimit
-    if carry_profile and previous is not None:
+    memory = memory_of(owner_hash=owner_hash) if carry_memory else None
+    if memory is not None and not memory.empty:
+        instructions = memory_instructions(memory)
+    elif carry_profile and previous is not None:
         instructions = profile_carry_instructions(from_session=previous)
     else:
         instructions = settings.REALTIME_BASE_INSTRUCTIONS
@@ -125,6 +136,7 @@ def session_create(
             raise OpenSessionsLimit
         session = Session.objects.create(
             owner_hash=owner_hash,
+            owner_subject=owner_subject,
             model=model,
             voice=voice,
             transcription_enabled=transcription,
@@ -133,14 +145,16 @@ def session_create(
         secret = _secret_row(
             session=session, kind=ClientSecret.Kind.CREATE, minted=minted, instructions=instructions
         )
-        if carry_profile and replaced is not None:
+        if memory is not None and memory.profile is not None:
+            profile_copy(source=memory.profile, to_session=session, instructions=instructions)
+        elif carry_profile and replaced is not None:
             profile_carry(from_session=replaced, to_session=session)
     logger.info(
         "session created session=%s replaces=%s",
         session.public_id,
         replaced.public_id if replaced is not None else "-",
     )
-    return Created(session=session, secret=secret, secret_value=minted.value)
+    return Created(session=session, secret=secret, secret_value=minted.value, memory=memory)
 
 
 def _session_close_locked(*, session: Session, reason: str) -> Session | None:

@@ -1,8 +1,10 @@
 """The page's live view of its session: `ws/session/<session_id>/`.
 
-Only the session's owner may listen (the client cookie; its sha256 is `Session.owner_hash`);
-the origin is checked on scheme, host and port (sideband.origin, config/asgi.py). Any other
-path is refused (`RouteNotFoundConsumer`). On connect the page gets
+Only the session's owner may listen, as sessions_app.identity decides: a host app's token
+(`?access_token=<token>`, as browsers cannot set headers on a WebSocket, or an
+`Authorization` header), the host Django project's user, or the client cookie; the origin is
+checked on scheme, host and port (sideband.origin, config/asgi.py). Any other path is refused
+(`RouteNotFoundConsumer`). On connect the page gets
 a snapshot of the transcript, then every turn change, partial text and call end, each with the
 session's next sequence number and its epoch (sideband.push): a page that spots a gap, or
 another epoch, re-reads `GET /session/{id}/transcript?after=<last position>`.
@@ -21,6 +23,7 @@ import logging
 import uuid
 from http.cookies import SimpleCookie
 from typing import Any
+from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
@@ -28,7 +31,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from config.outages import DATABASE_AWAY, REDIS_AWAY
-from sessions_app.crypto import sha256_hex
+from sessions_app.auth import client_hash_of, credential_well_formed
+from sessions_app.identity import TokenInvalid, identity_resolve
 from sessions_app.models import Call, Session
 from sessions_app.selectors import turn_json, turn_list
 from sideband.hints import HintsInvalid, hints_store, items_seen_parse
@@ -46,23 +50,47 @@ CLOSE_TRY_AGAIN_LATER = 4503
 
 
 def _cookie(scope: dict[str, Any], name: str) -> str | None:
+    header = _header(scope, b"cookie")
+    if header is None:
+        return None
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(header)
+    except Exception:
+        return None
+    return jar[name].value if name in jar else None
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
-        if key == b"cookie":
-            jar: SimpleCookie = SimpleCookie()
-            try:
-                jar.load(value.decode("latin-1"))
-            except Exception:
-                return None
-            if name in jar:
-                return jar[name].value
+        if key == name:
+            return str(value.decode("latin-1"))
     return None
 
 
+def _authorization(scope: dict[str, Any]) -> str | None:
+    """The Authorization header, else `?access_token=` as a bearer token."""
+    header = _header(scope, b"authorization")
+    if header is not None:
+        return header
+    tokens = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("access_token")
+    return f"Bearer {tokens[0]}" if tokens else None
+
+
 @database_sync_to_async
-def _owned_session(public_id: uuid.UUID, credential: str | None) -> Session | None:
-    if not credential:
+def _owned_session(public_id: uuid.UUID, scope: dict[str, Any]) -> Session | None:
+    credential = credential_well_formed(_cookie(scope, settings.CLIENT_COOKIE_NAME))
+    try:
+        identity = identity_resolve(
+            authorization=_authorization(scope),
+            user=scope.get("user"),
+            cookie_owner_hash=client_hash_of(credential) if credential is not None else None,
+        )
+    except TokenInvalid:
         return None
-    return Session.objects.filter(public_id=public_id, owner_hash=sha256_hex(credential)).first()
+    if identity is None:
+        return None
+    return Session.objects.filter(public_id=public_id, owner_hash=identity.owner_hash).first()
 
 
 @database_sync_to_async
@@ -113,8 +141,7 @@ class SessionConsumer(AsyncJsonWebsocketConsumer):
 
     async def _join(self) -> None:
         public_id = self.scope["url_route"]["kwargs"]["session_id"]
-        credential = _cookie(self.scope, settings.CLIENT_COOKIE_NAME)
-        session = await _owned_session(public_id, credential)
+        session = await _owned_session(public_id, self.scope)
         if session is None:
             # Not yours and not there look the same.
             await self.close(code=CLOSE_FORBIDDEN)

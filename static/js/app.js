@@ -30,6 +30,8 @@ const el = {
   model: $("model"),
   voice: $("voice"),
   transcription: $("transcription"),
+  carryMemory: $("carry-memory"),
+  memoryNote: $("memory-note"),
   start: $("start"),
   mute: $("mute"),
   renew: $("renew"),
@@ -499,6 +501,7 @@ function sessionStart({ reset, carryProfile = false }) {
         model: el.model.value,
         voice: el.voice.value,
         enableTranscription: el.transcription.checked,
+        carryMemory: el.carryMemory.checked,
       };
       if (reset) body.reset = true;
       if (carryProfile) body.carryProfile = true;
@@ -514,6 +517,7 @@ function sessionStart({ reset, carryProfile = false }) {
       localStorage.setItem(STORAGE_KEY, data.sessionId);
       transcript.clear();
       profileCard.clear();
+      memoryShow(data.memory);
       liveOpen(data.sessionId);
       updateControls();
       state.autoRenewAfter = 0;
@@ -556,6 +560,19 @@ function renew({ automatic }) {
 }
 
 // --- Profile ----------------------------------------------------------------------------------
+
+// What the new session carried from earlier ones (`memory` of POST /session): its profile as
+// version 1, and how many recent turns its instructions recap.
+function memoryShow(memory) {
+  el.memoryNote.hidden = !memory?.carried;
+  if (!memory?.carried) return;
+  const turns = memory.recapTurns.length;
+  el.memoryNote.textContent =
+    `Carried from earlier sessions: ${memory.profile ? "this profile" : "no profile"}` +
+    `${turns ? ` and the last ${turns} turn${turns === 1 ? "" : "s"}` : ""}.`;
+  if (memory.profile) profileCard.show(memory.profile, 1);
+  log("server", "memory carried", memory.fromSessionId ?? `${turns} turns`);
+}
 
 function profileShow({ profile, instructions, version }) {
   if (profileCard.version !== null && version !== undefined && version < profileCard.version) return;

@@ -316,6 +316,46 @@ def test_refresh_starts_a_new_session_with_an_empty_transcript(
     ]
 
 
+def test_refresh_with_memory_shows_what_was_carried(
+    launch_page: LaunchPage, upstream: EmulatorServer
+) -> None:
+    page = launch_page()
+    first = start(page)
+    attached_call_of(page)
+    say(page, "My name is Ada")
+    expect_transcript(page, ["My name is Ada", reply("My name is Ada")])
+    _profile_store(first, evidence=str(db_first_item(first)))
+
+    page.get_by_text("Model and voice").click()  # the options fold away once a session runs
+    page.get_by_label("Start from what I said in earlier sessions").check()
+    page.get_by_role("button", name="Refresh").click()
+    expect(page.locator("body")).not_to_have_attribute("data-session-id", first)
+    wait_ready(page)
+
+    # The card shows the carried profile, and the page says what it carried.
+    card = page.get_by_role("region", name=re.compile(r"^Profile"))
+    expect(card).to_be_visible()
+    expect(card.locator("dt:text-is('Name') + dd .fact")).to_have_text(re.compile(r"^Ada"))
+    expect(page.locator("#memory-note")).to_have_text(
+        "Carried from earlier sessions: this profile and the last 2 turns."
+    )
+    screenshot(page, "refresh-with-memory")
+    # The new call started with it: the assistant quotes the carried version's marker.
+    call_id = attached_call_of(page, what="the new sideband to attach")
+    assert "Marker: profile v1" in emulator_call(upstream, call_id)["instructions"]
+    say(page, "Who am I?")
+    expect_transcript(page, ["Who am I?", reply("Who am I?", "Marker: profile v1")])
+
+
+def db_first_item(session_id: str) -> str | None:
+    return (
+        TranscriptTurn.objects.filter(session__public_id=session_id)
+        .order_by("position")
+        .values_list("item_id", flat=True)
+        .first()
+    )
+
+
 # --- Extraction and reload -----------------------------------------------------------------------
 
 
@@ -551,7 +591,7 @@ def test_a_lost_live_message_is_recovered_from_the_server(
 def test_keyboard_alone_starts_and_sends(launch_page: LaunchPage, upstream: EmulatorServer) -> None:
     page = launch_page(color_scheme="dark")
     focus_order = []
-    for _ in range(6):
+    for _ in range(7):
         page.keyboard.press("Tab")
         focus_order.append(
             page.evaluate("document.activeElement.id || document.activeElement.textContent")
@@ -564,6 +604,7 @@ def test_keyboard_alone_starts_and_sends(launch_page: LaunchPage, upstream: Emul
         "model",
         "voice",
         "transcription",
+        "carry-memory",
         "start",
     ]
     page.keyboard.press("Enter")

@@ -4,11 +4,8 @@ refresh with and without carryProfile."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
-from collections.abc import Coroutine, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import websocket
@@ -16,8 +13,6 @@ from django.conf import settings as django_settings
 
 from extraction.seeding import SEED_ITEM_PREFIX, seed_item_id
 from extraction.services import extraction_perform, extraction_request
-from realtime_emulator.browser_peer import BrowserPeer
-from realtime_emulator.webrtc import include_loopback_candidates
 from sessions_app import upstream as upstream_api
 from sessions_app.models import Call, ClientSecret, Profile, Session, TranscriptTurn
 from tests.extraction.conftest import conversation_write, session_new
@@ -32,47 +27,7 @@ from tests.sideband.helpers import (
     wait_for,
 )
 
-T = TypeVar("T")
 SAID = ["Hello. My name is Ada.", "I live in Lyon.", "I want to learn Italian."]
-
-
-class Peers:
-    """Browser peers (aiortc) on an event loop of their own, kept open for the test."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.open: list[BrowserPeer] = []
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 20) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def connect(self, api_base: str, client_secret: str) -> str:
-        async def connect() -> str:
-            peer = BrowserPeer()
-            self.open.append(peer)
-            response = await peer.connect(api_base, client_secret)
-            assert response.status == 201, await response.text()
-            assert peer.call_id is not None
-            return peer.call_id
-
-        return self.run(connect())
-
-    def close(self) -> None:
-        for peer in self.open:
-            self.run(peer.close())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=5)
-        self.loop.close()
-
-
-@pytest.fixture
-def peers() -> Iterator[Peers]:
-    include_loopback_candidates()
-    pool = Peers()
-    yield pool
-    pool.close()
 
 
 def _post(client: Any, path: str, body: dict[str, Any]) -> Any:

@@ -197,6 +197,15 @@ DOCUMENTED_ERRORS = {
     ("/session/{session_id}/transcript.{kind}", "get"): {400, 404},
     ("/extract-profile", "post"): {400, 403, 404, 409, 415, 502},
     ("/extract-profile/{run_id}", "get"): {400, 404},
+    # The server-to-server API (hostapi), with an API key.
+    ("/api/v1/users/{subject}", "delete"): {400, 401, 403, 429},
+    ("/api/v1/users/{subject}/sessions", "get"): {400, 401, 403, 429},
+    ("/api/v1/users/{subject}/export", "get"): {400, 401, 403, 429},
+    ("/api/v1/sessions/{session_id}", "get"): {400, 401, 403, 404, 429},
+    ("/api/v1/sessions/{session_id}/transcript", "get"): {400, 401, 403, 404, 429},
+    ("/api/v1/sessions/{session_id}/profiles", "get"): {400, 401, 403, 404, 429},
+    ("/api/v1/sessions/{session_id}/extractions", "get"): {400, 401, 403, 404, 429},
+    ("/api/v1/sessions/{session_id}/extractions", "post"): {400, 401, 403, 404, 409, 429},
 }
 
 
