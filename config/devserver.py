@@ -8,8 +8,11 @@ beat share the process with the web server so that the embedded transports (Cele
 of them: the same tasks and consumers as production, over other transports. With REDIS_URL
 and DATABASE_URL set it runs the same way against Redis and Postgres.
 
-Ctrl-C stops the server, then beat, the worker and the emulator. This module (with the
-tests) is the only code outside the emulator that may start it.
+Ctrl-C stops the server, then beat, the worker and the emulator. A child that dies meanwhile
+is reported at once: the emulator is restarted (up to RESTART_LIMIT times a minute, then the
+whole runner stops), a dead worker or beat thread stops the runner, as nothing can replace
+it in-process. This module (with the tests) is the only code outside the emulator that may
+start it.
 """
 
 from __future__ import annotations
@@ -17,17 +20,23 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 STOP_TIMEOUT_S = 5.0
+WATCH_INTERVAL_S = 0.5
+RESTART_LIMIT = 3
+RESTART_WINDOW_S = 60.0
 
 
 def _log(message: str) -> None:
@@ -65,6 +74,73 @@ def emulator_start(*, port: int, api_key: str) -> subprocess.Popen[bytes]:
         time.sleep(0.1)
     process.kill()
     raise SystemExit("the emulator did not answer its health check within 20 s")
+
+
+@dataclass
+class Child:
+    """Something the runner started and watches: `exit_status()` is None while it runs, else
+    a few words on how it ended; `restart` (when it can be replaced) starts it again."""
+
+    name: str
+    exit_status: Callable[[], str | None]
+    restart: Callable[[], None] | None = None
+    restarts: list[float] = field(default_factory=list)
+
+
+def process_exit_status(process: subprocess.Popen[bytes]) -> str | None:
+    code = process.poll()
+    if code is None:
+        return None
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+    return f"exit status {code}"
+
+
+def children_check(children: list[Child], *, now: float) -> str | None:
+    """Report each child that died and restart it if it can be; the reason to stop the whole
+    runner (a child that cannot be restarted, or keeps dying), else None."""
+    for child in children:
+        status = child.exit_status()
+        if status is None:
+            continue
+        child.restarts[:] = [t for t in child.restarts if now - t < RESTART_WINDOW_S]
+        if child.restart is None:
+            _log(f"the {child.name} stopped ({status}); stopping")
+            return f"the {child.name} stopped"
+        if len(child.restarts) >= RESTART_LIMIT:
+            _log(
+                f"the {child.name} stopped ({status}) {RESTART_LIMIT + 1} times within "
+                f"{RESTART_WINDOW_S:.0f} s; stopping"
+            )
+            return f"the {child.name} keeps stopping"
+        _log(f"the {child.name} stopped ({status}); restarting it")
+        child.restarts.append(now)
+        try:
+            child.restart()
+        except (OSError, SystemExit) as error:
+            _log(f"the {child.name} could not be restarted ({error}); stopping")
+            return f"the {child.name} could not be restarted"
+        _log(f"the {child.name} is back")
+    return None
+
+
+def children_watch(
+    children: list[Child], *, stop: Callable[[], None], stopping: threading.Event
+) -> threading.Thread:
+    """A daemon thread checking the children every WATCH_INTERVAL_S until `stopping` is set
+    (the runner is shutting down: children ending then is expected); calls `stop()` once when
+    the runner must end."""
+
+    def watch() -> None:
+        while not stopping.wait(WATCH_INTERVAL_S):
+            if children_check(children, now=time.monotonic()) is not None:
+                stop()
+                return
+
+    thread = threading.Thread(target=watch, name="children-watch", daemon=True)
+    thread.start()
+    return thread
 
 
 def emulator_stop(process: subprocess.Popen[bytes]) -> None:
@@ -126,6 +202,7 @@ def main() -> None:
     if not settings.OPENAI_API_KEY:
         _log(f"no OPENAI_API_KEY: starting the emulator on port {settings.EMULATOR_PORT}")
         emulator = emulator_start(port=settings.EMULATOR_PORT, api_key=settings.EMULATOR_API_KEY)
+        _log(f"emulator pid {emulator.pid}")
 
     from config.celery import app as celery_app
 
@@ -135,6 +212,26 @@ def main() -> None:
         concurrency=int(os.environ.get("WORKER_CONCURRENCY", "64")),
     )
     beat = beat_start(celery_app, schedule_filename=BASE_DIR / "var" / "celerybeat-schedule")
+
+    children = [
+        Child("Celery worker", lambda: None if worker_thread.is_alive() else "its thread ended"),
+        Child("beat", lambda: None if beat.is_alive() else "its thread ended"),
+    ]
+    if emulator is not None:
+
+        def emulator_restart() -> None:
+            nonlocal emulator
+            emulator = emulator_start(
+                port=settings.EMULATOR_PORT, api_key=settings.EMULATOR_API_KEY
+            )
+            _log(f"emulator pid {emulator.pid}")
+
+        children.append(
+            Child("emulator", lambda: process_exit_status(emulator), restart=emulator_restart)
+        )
+    # Stopping goes the way of Ctrl-C: daphne's handler ends the server, then `finally` below.
+    stopping = threading.Event()
+    children_watch(children, stop=lambda: os.kill(os.getpid(), signal.SIGINT), stopping=stopping)
 
     # daphne installs its asyncio Twisted reactor on import: import it only now.
     from daphne.server import Server
@@ -153,6 +250,7 @@ def main() -> None:
             signal_handlers=True,
         ).run()
     finally:
+        stopping.set()
         _log("stopping")
         _stop_with_timeout("beat", beat.stop)
         _stop_with_timeout("worker", worker.stop)

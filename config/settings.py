@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+import redis
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_choice, env_float, env_int, env_list, env_str
@@ -21,9 +22,13 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 _DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-in-production-0123456789"  # noqa: S105
 SECRET_KEY = env_str("SECRET_KEY", _DEV_SECRET_KEY)
-DEBUG = env_bool("DEBUG", default=True)
+# Off unless asked for: a debug page shows the caller's cookies and the settings. `make run`
+# and `make test` ask for it (DEBUG=1 in the Makefile), for local development only.
+DEBUG = env_bool("DEBUG", default=False)
 if not DEBUG and SECRET_KEY == _DEV_SECRET_KEY:
-    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set when DEBUG is off (DEBUG=1 only for local development)"
+    )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -46,6 +51,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Postgres away: 503 + Retry-After instead of a 500 (config/outages.py).
+    "config.outages.DatabaseAwayMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -98,14 +105,25 @@ else:
                 # channels-redis blocks up to 5 s in BZPOPMIN waiting for a message; redis-py 8
                 # reads with a 5 s socket timeout by default, which fails an idle consumer.
                 # No read timeout: the blocking command's own timeout bounds the wait.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+                # A pooled connection that died with a Redis restart is retried once on a new
+                # one, so the first command after the restart does not fail.
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": None,
+                        "socket_connect_timeout": 2,
+                        "retry_on_error": [redis.ConnectionError],
+                    }
+                ],
                 "capacity": 1000,
                 "expiry": 30,
             },
         }
     }
 
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "memory://")
+# "memory://localhost//", not "memory://": kombu warns "No hostname was supplied" for every
+# connection (each new session's task publish) when the URL names no host.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "memory://localhost//")
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", REDIS_URL or "cache+memory://")
 if CELERY_BROKER_URL.startswith("memory://"):
     # The in-process broker is polled (Redis blocks instead): poll often so a registered call
@@ -190,6 +208,7 @@ MAX_REQUEST_BODY_BYTES = env_int("MAX_REQUEST_BODY_BYTES", 16_384, minimum=256)
 
 # Rate-limit counters must be shared by every web process: Redis when configured, else the
 # process-local memory of the embedded mode (one process serves everything there).
+CACHES: dict[str, dict[str, Any]]
 if EMBEDDED:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 else:
@@ -198,12 +217,22 @@ else:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "rt",
+            # Redis away must not hold a request: fail within a second (the rate limit then
+            # fails open, sessions_app.ratelimit).
+            "OPTIONS": {
+                "socket_connect_timeout": 1,
+                "socket_timeout": 1,
+                "retry_on_error": [redis.ConnectionError],
+            },
         }
     }
 
 # --- Sideband ---------------------------------------------------------------------------------
-# "client_secret" (the seed's flow) or "api_key" (OpenAI's server-side guide).
-SIDEBAND_AUTH = env_str("SIDEBAND_AUTH", "client_secret")
+# The sideband's bearer: "api_key" (OpenAI's server-controls guide; the default with a real
+# OPENAI_API_KEY) or "client_secret" (the seed's flow; the default against the emulator).
+SIDEBAND_AUTH = env_choice(
+    "SIDEBAND_AUTH", "api_key" if OPENAI_API_KEY else "client_secret", ("api_key", "client_secret")
+)
 SIDEBAND_LEASE_S = env_int("SIDEBAND_LEASE_S", 15, minimum=1)
 
 # --- Extraction -----------------------------------------------------------------------------
@@ -230,12 +259,17 @@ SERVE_STATIC = env_bool("SERVE_STATIC", default=True)
 
 REST_FRAMEWORK = {
     # Identifies the browser by its client cookie and enforces CSRF when it carries one.
-    "DEFAULT_AUTHENTICATION_CLASSES": ["sessions_app.auth.ClientCookieAuthentication"],
+    # A host app's bearer token first (sessions_app.identity), then the cookie's CSRF check.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "sessions_app.auth.HostUserAuthentication",
+        "sessions_app.auth.ClientCookieAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # UTF-8 JSON, bounded in depth: a hostile body is a 400 naming the problem, never a 500.
+    "DEFAULT_PARSER_CLASSES": ["sessions_app.parsers.StrictJSONParser"],
     "EXCEPTION_HANDLER": "sessions_app.api.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
@@ -246,6 +280,15 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The voice APIs a session may be on (a create body's variant names its one API).
+    "ENUM_NAME_OVERRIDES": {"VoiceApiEnum": VOICE_APIS},
+    # Adds the error bodies every operation documents and closes the request objects
+    # (sessions_app.schema).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "sessions_app.schema.schema_postprocess",
+    ],
 }
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
@@ -254,11 +297,22 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "routine_tasks": {
+            "()": "config.logfilters.RoutineTasksAtDebug",
+            # Beat's periodic work: routine, every few seconds (config/logfilters.py).
+            "tasks": ["sideband.tasks.calls_reconcile", "sideband-reconcile"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # httpx logs request URLs at INFO; keep it quiet.
         "httpx": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},
+        # Celery's per-run lines (received, succeeded, beat's "Sending due task").
+        "celery.app.trace": {"filters": ["routine_tasks"]},
+        "celery.worker.strategy": {"filters": ["routine_tasks"]},
+        "celery.beat": {"filters": ["routine_tasks"]},
     },
 }
 
@@ -271,7 +325,7 @@ SIDEBAND_RECONCILE_S = env_float("SIDEBAND_RECONCILE_S", 5.0, minimum=0.1)  # be
 SIDEBAND_WRITERS = env_int("SIDEBAND_WRITERS", 2, minimum=1)
 SIDEBAND_WRITE_BATCH = env_int("SIDEBAND_WRITE_BATCH", 200, minimum=1)
 # Garbage collection in a worker process: a full collection this often, survivors frozen
-# between them (sideband.owner.CollectorPacing); 0 leaves Python's collector as it is.
+# between them (sideband.owner.gc_pacing.CollectorPacing); 0 leaves Python's collector as it is.
 SIDEBAND_GC_FULL_S = env_float("SIDEBAND_GC_FULL_S", 300.0, minimum=0.0)
 SIDEBAND_PING_S = env_float("SIDEBAND_PING_S", 20.0, minimum=0.1)  # idle socket -> ping
 SIDEBAND_CONNECT_TIMEOUT_S = env_float("SIDEBAND_CONNECT_TIMEOUT_S", 10.0, minimum=0.1)
@@ -279,10 +333,83 @@ SIDEBAND_BACKOFF_BASE_S = env_float("SIDEBAND_BACKOFF_BASE_S", 0.25, minimum=0.0
 SIDEBAND_BACKOFF_MAX_S = env_float("SIDEBAND_BACKOFF_MAX_S", 10.0, minimum=0.01)
 # Rehydration of a renewed call: how many recent turns to seed (0 = off).
 SIDEBAND_SEED_TURNS = env_int("SIDEBAND_SEED_TURNS", 8, minimum=0)
+# Admission (sideband.owner.admission): a process holding SIDEBAND_MAX_CALLS calls, or whose
+# I/O loop lags or whose oldest unwritten record is older than SIDEBAND_MAX_LAG_S, claims no
+# new call (it stops consuming the sideband queue) until it is back under the limits.
+SIDEBAND_MAX_CALLS = env_int("SIDEBAND_MAX_CALLS", 1000, minimum=1)
+SIDEBAND_MAX_LAG_S = env_float("SIDEBAND_MAX_LAG_S", 0.5, minimum=0.01)
+# Even shares: a process holding this many calls more than the least loaded live process (as
+# published in Redis every SIDEBAND_POLL_S) claims no new call either.
+SIDEBAND_SHARE_SLACK = env_int("SIDEBAND_SHARE_SLACK", 50, minimum=1)
+# The writers' event loop: "own" (a thread of their own, so a commit never waits behind the
+# socket reads) or "io" (the sockets' loop). docs/sideband.md has the measurements.
+SIDEBAND_WRITER_LOOP = env_choice("SIDEBAND_WRITER_LOOP", "own", ("own", "io"))
+# Prometheus metrics of a worker process on http://SIDEBAND_METRICS_ADDR:<port>/metrics: the
+# first free port from SIDEBAND_METRICS_PORT (several processes on one host count up); 0 = off.
+SIDEBAND_METRICS_PORT = env_int("SIDEBAND_METRICS_PORT", 0, minimum=0)
+SIDEBAND_METRICS_ADDR = env_str("SIDEBAND_METRICS_ADDR", "127.0.0.1")
+# A call with no upstream event and no page on its session's live socket this long is
+# abandoned: hung up upstream and ended (sideband.owner.upkeep).
+SIDEBAND_IDLE_S = env_float("SIDEBAND_IDLE_S", 120.0, minimum=1.0)
+# A spoken turn still without its transcript this long is re-read from the upstream; after
+# as long again it is closed out as not transcribed.
+SIDEBAND_TRANSCRIPT_WAIT_S = env_float("SIDEBAND_TRANSCRIPT_WAIT_S", 30.0, minimum=0.1)
+# Sessions with no live call and no activity this long are closed by beat (reason "idle",
+# transcript kept), so a client that never refreshes does not hit its open-session cap.
+SESSION_IDLE_CLOSE_S = env_float("SESSION_IDLE_CLOSE_S", 7200.0, minimum=1.0)
+SESSION_IDLE_SWEEP_S = env_float("SESSION_IDLE_SWEEP_S", 60.0, minimum=0.1)  # beat period
+# Beat's stock scheduler, with one line instead of a traceback per tick while Redis is away.
+CELERY_BEAT_SCHEDULER = "config.beat:BrokerAwareScheduler"
 CELERY_BEAT_SCHEDULE = {
     "sideband-reconcile": {
         "task": "sideband.tasks.calls_reconcile",
         "schedule": SIDEBAND_RECONCILE_S,
     },
+    "sessions-close-idle": {
+        "task": "sideband.tasks.sessions_close_idle",
+        "schedule": SESSION_IDLE_SWEEP_S,
+    },
+    "turns-close-out": {
+        "task": "sideband.tasks.turns_close_out",
+        "schedule": SESSION_IDLE_SWEEP_S,
+    },
 }
 # --- Sideband worker (end)
+
+# --- The host app: identity, server-to-server API, webhooks, retention (begin) -----------------
+# Tokens the host backend signs for its users (README "Use it from your app"): a JWT with
+# `sub` (the host's user id), `exp` and `aud`. HS256 with HOST_TOKEN_SECRET, or RS256/ES256
+# with HOST_TOKEN_PUBLIC_KEY (PEM); unset both and bearer tokens are refused.
+HOST_TOKEN_SECRET = env_str("HOST_TOKEN_SECRET", "")
+HOST_TOKEN_PUBLIC_KEY = env_str("HOST_TOKEN_PUBLIC_KEY", "").replace("\\n", "\n")
+HOST_TOKEN_AUDIENCE = env_str("HOST_TOKEN_AUDIENCE", "realtime-transcript")
+HOST_TOKEN_ISSUER = env_str("HOST_TOKEN_ISSUER", "")
+# Longest lifetime a token may claim (exp - now); longer ones are refused, not trimmed.
+HOST_TOKEN_MAX_AGE_S = env_int("HOST_TOKEN_MAX_AGE_S", 3600, minimum=10)
+# Inside a host Django project: request.user (its pk) owns the sessions it creates.
+HOST_DJANGO_USERS = env_bool("HOST_DJANGO_USERS", default=False)
+# Server-to-server API keys: requests per key per minute.
+API_KEY_RATE_LIMIT_PER_MINUTE = env_int("API_KEY_RATE_LIMIT_PER_MINUTE", 600, minimum=1)
+# Webhooks: the beat scan that turns committed rows into deliveries, how old a row must be
+# before the scan reads it (a row whose transaction commits later than this after its
+# timestamp is missed), and the retries.
+WEBHOOK_SCAN_S = env_float("WEBHOOK_SCAN_S", 2.0, minimum=0.1)
+WEBHOOK_SCAN_SETTLE_S = env_float("WEBHOOK_SCAN_SETTLE_S", 5.0, minimum=0.0)
+WEBHOOK_TIMEOUT_S = env_float("WEBHOOK_TIMEOUT_S", 10.0, minimum=0.1)
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+WEBHOOK_RETRY_BASE_S = env_float("WEBHOOK_RETRY_BASE_S", 5.0, minimum=0.01)
+WEBHOOK_RETRY_MAX_S = env_float("WEBHOOK_RETRY_MAX_S", 3600.0, minimum=0.01)
+# Retention: sessions idle (closed, or untouched) longer than this are purged; 0 keeps them.
+TRANSCRIPT_RETENTION_DAYS = env_int("TRANSCRIPT_RETENTION_DAYS", 0, minimum=0)
+RETENTION_BATCH = env_int("RETENTION_BATCH", 200, minimum=1)
+RETENTION_PURGE_S = env_float("RETENTION_PURGE_S", 3600.0, minimum=1.0)
+INSTALLED_APPS.append("hostapi")
+CELERY_BEAT_SCHEDULE["hostapi-webhooks-scan"] = {
+    "task": "hostapi.tasks.webhooks_scan",
+    "schedule": WEBHOOK_SCAN_S,
+}
+CELERY_BEAT_SCHEDULE["hostapi-retention-purge"] = {
+    "task": "hostapi.tasks.retention_purge",
+    "schedule": RETENTION_PURGE_S,
+}
+# --- The host app (end)

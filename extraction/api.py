@@ -22,7 +22,8 @@ from extraction.models import ExtractionRun
 from extraction.selectors import run_wait
 from extraction.services import NothingToExtract, extraction_request, profile_payload
 from sessions_app import auth
-from sessions_app.api import ClientAPIView, SessionIdField
+from sessions_app.api import ClientAPIView, SessionIdField, StrictInputSerializer
+from sessions_app.schema import BODY_ERRORS, errors, uuid_path
 
 _PROFILE_SCHEMA = inline_serializer(
     "ExtractedProfile",
@@ -34,7 +35,22 @@ _PROFILE_SCHEMA = inline_serializer(
 )
 _PENDING_SCHEMA = inline_serializer(
     "ExtractionPending",
-    {"status": serializers.CharField(), "statusUrl": serializers.CharField()},
+    {
+        "status": serializers.ChoiceField(choices=[ExtractionRun.Status.PENDING]),
+        "statusUrl": serializers.CharField(),
+    },
+)
+# `_run_json`: the profile's fields once it succeeded, `error` once it failed.
+_RUN_SCHEMA = inline_serializer(
+    "ExtractionRun",
+    {
+        "status": serializers.ChoiceField(choices=ExtractionRun.Status.choices),
+        "statusUrl": serializers.CharField(),
+        "profile": serializers.DictField(required=False),
+        "instructions": serializers.CharField(required=False),
+        "version": serializers.IntegerField(required=False),
+        "error": serializers.CharField(required=False),
+    },
 )
 
 
@@ -53,12 +69,24 @@ class ExtractProfileView(ClientAPIView):
     EXTRACTION_WAIT_S, else 202 `{status: "pending", statusUrl}`; 409 when nothing was said yet,
     502 when the extraction failed (nothing is stored)."""
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictInputSerializer):
+        class Meta:
+            ref_name = "ExtractProfileInput"
+
         sessionId = SessionIdField()
 
     @extend_schema(
         request=InputSerializer,
-        responses={200: _PROFILE_SCHEMA, 202: _PENDING_SCHEMA, 409: None, 502: None},
+        responses={
+            200: _PROFILE_SCHEMA,
+            202: _PENDING_SCHEMA,
+            **errors(
+                *BODY_ERRORS,
+                404,
+                502,
+                conflict="Nothing to extract yet: the transcript has no spoken turn.",
+            ),
+        },
     )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=self.body(request))
@@ -96,7 +124,10 @@ class ExtractProfileView(ClientAPIView):
 class ExtractionStatusView(ClientAPIView):
     """`GET /extract-profile/<runId>`: pending, succeeded (with the profile) or failed."""
 
-    @extend_schema(responses={200: None})
+    @extend_schema(
+        parameters=[uuid_path("run_id", "The extraction's id (the last part of statusUrl).")],
+        responses={200: _RUN_SCHEMA, **errors(400, 404)},
+    )
     def get(self, request: Request, run_id: str) -> Response:
         try:
             public_id = uuid.UUID(run_id)
@@ -104,12 +135,15 @@ class ExtractionStatusView(ClientAPIView):
             raise exceptions.ValidationError(
                 {"runId": ["Must be an extraction id (a UUID)."]}
             ) from None
-        owner = auth.client_hash(request)
+        identity = auth.request_identity(request)
         run = (
             ExtractionRun.objects.select_related("profile")
-            .filter(public_id=public_id, session__owner_hash=owner or "")
+            .filter(
+                public_id=public_id,
+                session__owner_hash=identity.owner_hash if identity is not None else "",
+            )
             .first()
         )
-        if owner is None or run is None:
+        if identity is None or run is None:
             raise exceptions.NotFound("Extraction not found.")
         return Response(_run_json(run))

@@ -22,6 +22,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from sideband.capture.storable import json_storable
+
 PROFILE_SCHEMA_VERSION = 1
 PROFILE_SCHEMA_NAME = "user_profile"
 
@@ -190,9 +192,12 @@ def profile_parse(raw: str, *, known_turn_ids: Iterable[str]) -> ExtractedProfil
     Raises ProfileInvalid with a short reason (field paths, never the transcript's text).
     """
     try:
-        payload = json.loads(raw)
+        # Text Postgres cannot store (NUL, lone surrogates) is replaced, as in the capture.
+        payload = json_storable(json.loads(raw))
     except json.JSONDecodeError as exc:
         raise ProfileInvalid(f"output is not JSON ({exc.msg} at {exc.pos})") from exc
+    except RecursionError:
+        raise ProfileInvalid("output is nested too deep") from None
     try:
         profile = ExtractedProfile.model_validate(_blank_facts_dropped(payload))
     except ValidationError as exc:

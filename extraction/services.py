@@ -262,13 +262,22 @@ def profile_carry(*, from_session: Session, to_session: Session) -> Profile | No
     source = profile_latest(session=from_session)
     if source is None:
         return None
-    data = profile_from_data(source.data)
+    return profile_copy(
+        source=source,
+        to_session=to_session,
+        instructions=carried_instructions(profile=profile_from_data(source.data)),
+    )
+
+
+def profile_copy(*, source: Profile, to_session: Session, instructions: str) -> Profile:
+    """`source`'s facts as version 1 of `to_session`, with the instructions it started with.
+    Idempotent: a session that already has a version 1 keeps it."""
     profile, _ = Profile.objects.get_or_create(
         session=to_session,
         version=1,
         defaults={
-            "data": profile_to_data(data),
-            "instructions": carried_instructions(profile=data),
+            "data": profile_to_data(profile_from_data(source.data)),
+            "instructions": instructions,
             "turn_count": 0,
             "last_position": None,
         },

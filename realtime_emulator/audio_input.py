@@ -136,6 +136,8 @@ class AudioInput:
         # The response (if any) was created synchronously in `commit`: this lands after it.
         await asyncio.sleep(self.call.settings.transcription_delay_s)
         item_id = item["id"]
+        if mode == "never":
+            return
         if mode == "failed":
             self.call.emit(
                 "conversation.item.input_audio_transcription.failed",

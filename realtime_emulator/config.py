@@ -8,8 +8,14 @@ from typing import Any, Literal
 
 from .errors import ApiError, invalid_type, invalid_value
 
-TranscriptionMode = Literal["completed", "failed"]
-TRANSCRIPTION_MODES: tuple[TranscriptionMode, ...] = ("completed", "failed")
+# "never": the transcription is lost upstream: no event, and the item's transcript stays null.
+TranscriptionMode = Literal["completed", "failed", "never"]
+TRANSCRIPTION_MODES: tuple[TranscriptionMode, ...] = ("completed", "failed", "never")
+# What a browser's WebRTC connection closing does to its call: "unnoticed" (what public reports
+# say OpenAI does, openai-agents-js #684: the call and its sidebands go on, and no event tells a
+# sideband) or "ends_call" (the call ends: `end_reason` webrtc_disconnected).
+BrowserGone = Literal["unnoticed", "ends_call"]
+BROWSER_GONE_MODES: tuple[BrowserGone, ...] = ("unnoticed", "ends_call")
 
 
 @dataclass
@@ -25,6 +31,7 @@ class Settings:
     max_session_s: float = 3600.0
     transcription: TranscriptionMode = "completed"
     live_max_session_s: float = 7200.0
+    browser_gone: BrowserGone = "unnoticed"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -33,6 +40,7 @@ class Settings:
             "max_session_s": self.max_session_s,
             "transcription": self.transcription,
             "live_max_session_s": self.live_max_session_s,
+            "browser_gone": self.browser_gone,
         }
 
     def copy(self) -> Settings:
@@ -56,6 +64,10 @@ class Settings:
                 if value not in TRANSCRIPTION_MODES:
                     raise invalid_value(key, value, list(TRANSCRIPTION_MODES))
                 staged.transcription = value
+            elif key == "browser_gone":
+                if value not in BROWSER_GONE_MODES:
+                    raise invalid_value(key, value, list(BROWSER_GONE_MODES))
+                staged.browser_gone = value
             else:
                 raise ApiError(f"Unknown setting: '{key}'.", param=key, code="unknown_parameter")
         self.restore(staged)

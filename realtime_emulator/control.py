@@ -48,6 +48,8 @@ def _summary(call: Call) -> dict[str, Any]:
         "status": call.status,
         "end_reason": call.end_reason,
         "sidebands": call.sideband_count,
+        # A browser's data channel (WebRTC calls): 0 once the browser has gone.
+        "datachannels": sum(1 for s in call.subscribers if s.kind == "datachannel"),
     }
 
 
@@ -130,7 +132,10 @@ async def user_text(request: web.Request) -> web.Response:
     text = body.get("text")
     if not isinstance(text, str):
         raise invalid_type("text", "a string", text)
-    return json_response({"item_id": call.user_text(text)})
+    respond = body.get("respond", True)
+    if not isinstance(respond, bool):
+        raise invalid_type("respond", "a boolean", respond)
+    return json_response({"item_id": call.user_text(text, respond=respond)})
 
 
 async def user_audio(request: web.Request) -> web.Response:

@@ -309,15 +309,17 @@ class Call:
         self.emit("conversation.item.added", previous_item_id=previous, item=item)
         self.emit("conversation.item.done", previous_item_id=previous, item=item)
 
-    def user_text(self, text: str) -> str:
-        """A typed user turn plus `response.create`, as a browser sends them."""
-        if self.active_response is not None:
+    def user_text(self, text: str, *, respond: bool = True) -> str:
+        """A typed user turn plus `response.create` (unless not `respond`), as a browser sends
+        them."""
+        if respond and self.active_response is not None:
             self.active_response.finish("cancelled", "client_cancelled")
         item = normalise_item(
             {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
         )
         self.add_item(item)
-        self.create_response({})
+        if respond:
+            self.create_response({})
         return str(item["id"])
 
     def user_audio(self, transcript: str, mode: TranscriptionMode | None = None) -> str:

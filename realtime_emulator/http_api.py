@@ -197,6 +197,7 @@ async def calls_create(request: web.Request) -> web.Response:
 
 async def calls_hangup(request: web.Request) -> web.Response:
     reg = registry(request)
+    fault_raise(reg, "hangup")
     call_id = request.match_info["call_id"]
     call = reg.calls.get(call_id)
     key = bearer_token(request)

@@ -15,7 +15,7 @@ from .ids import new_hex_id
 from .live_api import add_live_routes
 from .live_control import add_live_control_routes
 from .state import Registry
-from .webrtc import drain_closing, include_loopback_candidates
+from .webrtc import drain_closing, include_loopback_candidates, quiet_peer_gone_errors
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,11 @@ def build_app(config: ServerConfig) -> web.Application:
     add_live_routes(app)
     control.add_routes(app)
     add_live_control_routes(app)
+
+    async def on_startup(app: web.Application) -> None:
+        quiet_peer_gone_errors(asyncio.get_running_loop())
+
+    app.on_startup.append(on_startup)
 
     async def lag_probe(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.get_running_loop().create_task(app[http_api.REGISTRY].loop_lag.run())

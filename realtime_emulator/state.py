@@ -16,11 +16,12 @@ from .ids import new_call_id, new_client_secret, new_id
 from .live_session import LiveSession
 from .session import default_session
 
-FaultEndpoint = Literal["client_secrets", "responses", "calls", "live_sessions"]
+FaultEndpoint = Literal["client_secrets", "responses", "calls", "hangup", "live_sessions"]
 FAULT_ENDPOINTS: tuple[FaultEndpoint, ...] = (
     "client_secrets",
     "responses",
     "calls",
+    "hangup",
     "live_sessions",  # POST /v1/live/sessions and its fork
 )
 FAULT_STATUSES = (429, 500, 502, 503)

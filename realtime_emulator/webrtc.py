@@ -33,6 +33,29 @@ TONE_AMPLITUDE = 0.25
 SEMANTIC_VADSILENCE_MS = 500
 
 
+def _peer_gone_error(context: dict[str, Any]) -> bool:
+    """aiortc's fire-and-forget SCTP tasks (e.g. `_transmit_reconfig`, closing a data channel)
+    fail with ConnectionError once the peer's DTLS is gone: a browser that closed or crashed
+    without hanging up. Expected, and nothing awaits them, so asyncio would print a traceback."""
+    error = context.get("exception")
+    task = context.get("future")
+    coro = getattr(task, "get_coro", lambda: None)()
+    module = getattr(getattr(coro, "cr_code", None), "co_filename", "")
+    return isinstance(error, ConnectionError) and "aiortc" in module
+
+
+def quiet_peer_gone_errors(loop: asyncio.AbstractEventLoop) -> None:
+    """Log aiortc's unretrieved peer-gone errors at DEBUG; anything else as asyncio would."""
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if _peer_gone_error(context):
+            log.debug("peer gone: %s", context.get("exception"))
+            return
+        loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handle)
+
+
 def include_loopback_candidates() -> None:
     """Offer 127.0.0.1 as an ICE host candidate too (aioice skips loopback by default), so
     calls connect on a machine whose only interface is loopback. Idempotent."""
@@ -282,8 +305,14 @@ async def answer_offer(call: Call, offer_sdp: str) -> str:
             call.unsubscribe(subscriber)
 
     def on_state(state: str) -> None:
-        if state in ("failed", "closed"):
+        if state not in ("failed", "closed"):
+            return
+        if call.settings.browser_gone == "ends_call":
             call.end("webrtc_disconnected")
+        else:
+            # As OpenAI (public reports): the call goes on without its browser, and nothing
+            # tells a sideband; only the media stops.
+            close()
 
     answer, close = await negotiate(
         offer_sdp,

@@ -7,6 +7,9 @@ session the caller does not own is answered exactly like one that does not exist
 Because the credential is ambient (the browser sends the cookie by itself), every unsafe
 request that carries it must also pass Django's CSRF check; DRF's APIView is csrf-exempt, so
 `ClientCookieAuthentication` enforces it. Views in other apps import the helpers here.
+
+A host app's user may own sessions instead (a bearer token, or request.user): who the caller
+is comes from `request_identity`, i.e. sessions_app.identity.identity_resolve, the one rule.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
 from sessions_app.crypto import sha256_hex
+from sessions_app.identity import Identity, TokenInvalid, identity_resolve
 from sessions_app.models import Session
 
 # token_urlsafe(32) makes 43 characters; accept only that shape so junk never reaches a query.
@@ -35,10 +39,29 @@ def _django_request(request: HttpRequest | Request) -> HttpRequest:
 
 def client_credential(request: HttpRequest | Request) -> str | None:
     """The raw client credential from the cookie, or None when absent or malformed."""
-    raw = _django_request(request).COOKIES.get(settings.CLIENT_COOKIE_NAME)
+    return credential_well_formed(_django_request(request).COOKIES.get(settings.CLIENT_COOKIE_NAME))
+
+
+def credential_well_formed(raw: str | None) -> str | None:
+    """`raw` when it has a credential's shape, else None."""
     if raw is None or not _CREDENTIAL_RE.fullmatch(raw):
         return None
     return raw
+
+
+def request_identity(request: HttpRequest | Request) -> Identity | None:
+    """Who the request acts as (sessions_app.identity); a bad bearer token is a 401."""
+    if isinstance(request, Request) and isinstance(request.auth, Identity):
+        return request.auth  # HostUserAuthentication resolved it already
+    django_request = _django_request(request)
+    try:
+        return identity_resolve(
+            authorization=django_request.headers.get("Authorization"),
+            user=getattr(django_request, "user", None),
+            cookie_owner_hash=client_hash(django_request),
+        )
+    except TokenInvalid as exc:
+        raise exceptions.AuthenticationFailed(exc.reason) from None
 
 
 def client_hash(request: HttpRequest | Request) -> str | None:
@@ -68,11 +91,38 @@ def client_cookie_set(response: HttpResponseBase, *, credential: str) -> None:
 
 
 def client_rate_key(request: HttpRequest | Request) -> str:
-    """What rate limits count against: the credential, else the remote address."""
-    owner = client_hash(request)
-    if owner is not None:
-        return f"client:{owner}"
+    """What rate limits count against: the caller's identity, else the remote address."""
+    identity = request_identity(request)
+    if identity is not None:
+        return f"client:{identity.owner_hash}"
+    return _address_rate_key(request)
+
+
+def _address_rate_key(request: HttpRequest | Request) -> str:
     return f"ip:{_django_request(request).META.get('REMOTE_ADDR', 'unknown')}"
+
+
+def client_create_rate_keys(request: HttpRequest | Request) -> list[str]:
+    """What a session creation counts against: the credential's budget, and the address's as
+    well while the credential owns no session.
+
+    A credential is any well-formed cookie value, so a client may invent one (the server
+    cannot tell it from one it issued, and need not: an invented credential owns only the
+    sessions it creates, and reaches no one else's, whose hashes it would have to reverse).
+    What it must not buy is a fresh rate-limit budget per invented value: until a credential
+    owns a session, its creations also spend its address's budget, as a client without a
+    cookie does.
+    """
+    keys = [client_rate_key(request)]
+    identity = request_identity(request)
+    # A host user's token is signed by the host: nobody invents one.
+    if (
+        identity is not None
+        and identity.source == "cookie"
+        and not Session.objects.filter(owner_hash=identity.owner_hash).exists()
+    ):
+        keys.append(_address_rate_key(request))
+    return keys
 
 
 def session_id_parse(raw: object) -> uuid.UUID | None:
@@ -88,7 +138,8 @@ def session_id_parse(raw: object) -> uuid.UUID | None:
 
 def owned_session_or_404(request: HttpRequest | Request, public_id: uuid.UUID | str) -> Session:
     """The caller's session with this public id; 404 when missing or owned by someone else."""
-    owner = client_hash(request)
+    identity = request_identity(request)
+    owner = identity.owner_hash if identity is not None else None
     parsed = public_id if isinstance(public_id, uuid.UUID) else session_id_parse(public_id)
     if owner is None or parsed is None:
         raise exceptions.NotFound("Session not found.")
@@ -102,6 +153,41 @@ def _no_response(request: HttpRequest) -> HttpResponseBase:  # pragma: no cover 
     raise AssertionError("CSRF check does not call the view")
 
 
+def _csrf_enforce(request: HttpRequest) -> None:
+    check = CsrfViewMiddleware(_no_response)
+    check.process_request(request)
+    reason = check.process_view(request, _no_response, (), {})
+    if reason is not None:
+        raise exceptions.PermissionDenied(
+            "CSRF failed: send the csrftoken cookie's value as X-CSRFToken."
+        )
+
+
+def _unsafe(request: Request) -> bool:
+    return request.method not in ("GET", "HEAD", "OPTIONS", "TRACE")
+
+
+class HostUserAuthentication(BaseAuthentication):
+    """The host app's user (sessions_app.identity): a bearer token, or request.user.
+
+    Runs first, and only sets `request.auth` to the Identity (DRF then replaces Django's
+    request.user, which is why the user is read here, before it does). A token carries no
+    ambient authority, so it needs no CSRF token; the host's Django login is a cookie, so it
+    does. A bad token is a 401, never a fallback to the browser cookie.
+    """
+
+    def authenticate(self, request: Request) -> tuple[None, Identity] | None:
+        identity = request_identity(request._request)
+        if identity is None or not identity.is_host_user:
+            return None
+        if identity.source == "user" and _unsafe(request):
+            _csrf_enforce(request._request)
+        return None, identity
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="sessions"'
+
+
 class ClientCookieAuthentication(BaseAuthentication):
     """Enforces CSRF on unsafe requests carrying the client cookie; never logs anybody in.
 
@@ -111,17 +197,6 @@ class ClientCookieAuthentication(BaseAuthentication):
     """
 
     def authenticate(self, request: Request) -> None:
-        if request.method not in ("GET", "HEAD", "OPTIONS", "TRACE") and (
-            settings.CLIENT_COOKIE_NAME in request._request.COOKIES
-        ):
-            self._enforce_csrf(request._request)
+        if _unsafe(request) and settings.CLIENT_COOKIE_NAME in request._request.COOKIES:
+            _csrf_enforce(request._request)
         return None
-
-    def _enforce_csrf(self, request: HttpRequest) -> None:
-        check = CsrfViewMiddleware(_no_response)
-        check.process_request(request)
-        reason = check.process_view(request, _no_response, (), {})
-        if reason is not None:
-            raise exceptions.PermissionDenied(
-                "CSRF failed: send the csrftoken cookie's value as X-CSRFToken."
-            )

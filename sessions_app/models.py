@@ -37,8 +37,11 @@ class Session(models.Model):
     voice = models.CharField(max_length=32)
     transcription_enabled = models.BooleanField(default=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
-    # sha256 of the owning browser's credential; the credential itself is never stored.
+    # Who owns the session (sessions_app.identity): sha256 of the anonymous browser's credential
+    # (never stored itself), or of "subject:<id>" for a host-app user.
     owner_hash = models.CharField(max_length=64)
+    # The host app's user id (a token's `sub`, or request.user's pk); "" for a browser cookie.
+    owner_subject = models.CharField(max_length=255, blank=True, default="")
     # The fencing number: the generation of the newest registered call. A sideband writes only
     # while its call's generation equals this value.
     current_generation = models.PositiveIntegerField(default=0)
@@ -78,6 +81,21 @@ class Session(models.Model):
                 fields=["owner_hash", "created_at"],
                 name="session_owner_active_idx",
                 condition=Q(status="active"),
+            ),
+            # Serves the idle sweep (sessions_close_idle): open sessions untouched since a cutoff.
+            models.Index(
+                fields=["updated_at"],
+                name="session_active_updated_idx",
+                condition=Q(status="active"),
+            ),
+            # Serves a user's sessions in every state: the server API's listing and export,
+            # the memory a new session starts with, and the deletion of a user's data.
+            models.Index(fields=["owner_hash", "-created_at"], name="session_owner_idx"),
+            # Serves the retention purge: sessions untouched since the cutoff, oldest first.
+            models.Index(fields=["updated_at"], name="session_updated_idx"),
+            # Serves the webhook scan of session.closed (hostapi.webhooks): closed since a time.
+            models.Index(
+                fields=["closed_at"], name="session_closed_at_idx", condition=Q(status="closed")
             ),
         ]
 
@@ -131,6 +149,7 @@ class Call(models.Model):
         SECRET_EXPIRED = "secret_expired", "Client secret expired"
         SESSION_CLOSED = "session_closed", "Session closed"
         UPSTREAM_ERROR = "upstream_error", "Upstream error"
+        ABANDONED = "abandoned", "Abandoned: no upstream event and no page for a while"
 
     call_id = models.CharField(max_length=64, unique=True)
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="calls")
@@ -168,6 +187,10 @@ class Call(models.Model):
                 name="call_live_lease_idx",
                 condition=Q(ended_at__isnull=True),
             ),
+            # Serves the webhook scan of call.ended (hostapi.webhooks): ended since a time.
+            models.Index(
+                fields=["ended_at"], name="call_ended_at_idx", condition=Q(ended_at__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:
@@ -188,6 +211,13 @@ class TranscriptTurn(models.Model):
         COMPLETED = "completed", "Completed"
         INCOMPLETE = "incomplete", "Incomplete"
         FAILED = "failed", "Failed"
+        # A spoken turn whose transcript never came (not even after asking upstream again).
+        UNTRANSCRIBED = "untranscribed", "Not transcribed"
+
+    class InputMode(models.TextChoices):
+        TYPED = "text", "Typed"
+        SPOKEN = "audio", "Spoken"
+        NONE = "", "Not a user turn (or not known)"
 
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="turns")
     call = models.ForeignKey(
@@ -207,6 +237,10 @@ class TranscriptTurn(models.Model):
     arguments = models.TextField(blank=True)
     tool_call_id = models.CharField(max_length=64, blank=True)
     output = models.TextField(blank=True)
+    # How a user turn was given: its content's `input_text` or `input_audio` part.
+    input_mode = models.CharField(
+        max_length=8, choices=InputMode.choices, blank=True, default="", db_default=""
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -224,11 +258,25 @@ class TranscriptTurn(models.Model):
             ),
             models.CheckConstraint(
                 name="turn_status_valid",
-                condition=Q(status__in=["in_progress", "completed", "incomplete", "failed"]),
+                condition=Q(
+                    status__in=["in_progress", "completed", "incomplete", "failed", "untranscribed"]
+                ),
             ),
             models.CheckConstraint(
                 name="turn_failed_has_reason",
                 condition=~Q(status="failed") | ~Q(status_reason=""),
+            ),
+            models.CheckConstraint(
+                name="turn_input_mode_of_user",
+                condition=Q(input_mode="") | Q(role="user", input_mode__in=["text", "audio"]),
+            ),
+        ]
+        indexes = [
+            # Serves the webhook scan of turn.completed (hostapi.webhooks): completed since a time.
+            models.Index(
+                fields=["completed_at"],
+                name="turn_completed_at_idx",
+                condition=Q(completed_at__isnull=False),
             ),
         ]
 
@@ -256,6 +304,10 @@ class Profile(models.Model):
                 fields=["session", "version"], name="profile_session_version_uniq"
             ),
             models.CheckConstraint(name="profile_version_positive", condition=Q(version__gte=1)),
+        ]
+        indexes = [
+            # Serves the webhook scan of profile.extracted and a user's newest profile (memory).
+            models.Index(fields=["created_at"], name="profile_created_at_idx"),
         ]
 
     def __str__(self) -> str:

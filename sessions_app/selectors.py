@@ -12,7 +12,10 @@ from typing import Any
 from django.conf import settings
 from django.db.models import QuerySet
 
+from extraction.selectors import profile_latest
+from extraction.services import profile_payload
 from sessions_app.models import Call, ClientSecret, Session, TranscriptTurn
+from sideband.selectors import call_capture
 
 _TOOL_ROLES = (TranscriptTurn.Role.TOOL_CALL, TranscriptTurn.Role.TOOL_OUTPUT)
 
@@ -31,6 +34,8 @@ def turn_json(turn: TranscriptTurn) -> dict[str, Any]:
         "statusReason": turn.status_reason,
         "position": turn.position,
         "callId": turn.call.call_id if turn.call is not None else None,
+        # A user turn: "text" (typed) or "audio" (spoken); null for the assistant and tools.
+        "inputMode": turn.input_mode or None,
         "createdAt": iso(turn.created_at),
         "updatedAt": iso(turn.updated_at),
     }
@@ -55,13 +60,14 @@ def turn_list(*, session: Session, after: int | None = None) -> QuerySet[Transcr
 def transcript_json(*, session: Session, after: int | None = None) -> dict[str, Any]:
     # The live push numbers its messages (in Redis when it is configured); imported here as
     # the sideband depends on this module, not the other way round.
-    from sideband.push import push_seq_current
+    from sideband.push import push_position_json, push_seq_current
 
     return {
         "sessionId": str(session.public_id),
-        # The live push's sequence number at read time: a page that sees a later push knows
-        # this snapshot is older, one that missed pushes re-reads from its last position.
-        "seq": push_seq_current(session_public_id=str(session.public_id)),
+        # The live push's sequence number (and epoch) at read time: a page that sees a later
+        # push knows this snapshot is older, one that missed pushes re-reads from its last
+        # position. Null while Redis is away: the transcript itself is Postgres'.
+        **push_position_json(push_seq_current(session_public_id=str(session.public_id))),
         "turns": [turn_json(turn) for turn in turn_list(session=session, after=after)],
     }
 
@@ -85,6 +91,7 @@ def call_json(call: Call) -> dict[str, Any]:
         "attachedAt": iso(call.attached_at),
         "endedAt": iso(call.ended_at),
         "endReason": call.end_reason or None,
+        "capture": call_capture(call=call),
     }
 
 
@@ -92,6 +99,7 @@ def session_json(*, session: Session) -> dict[str, Any]:
     """GET /session/{id}: state, calls (oldest first) and when the browser's access ends: the
     newest secret's expiry (Realtime) or the current Live session's (120 minutes upstream)."""
     secret = secret_newest(session=session)
+    profile = profile_latest(session=session)
     calls = list(Call.objects.filter(session=session).order_by("generation"))
     current = next((c for c in calls if c.generation == session.current_generation), None)
     expires_at = secret.expires_at if secret is not None else None
@@ -118,8 +126,11 @@ def session_json(*, session: Session) -> dict[str, Any]:
         "generation": session.current_generation,
         "callId": current.call_id if current is not None else None,
         "expiresAt": iso(expires_at),
+        "capture": call_capture(call=current) if current is not None else None,
         "calls": [call_json(call) for call in calls],
         "turnCount": TranscriptTurn.objects.filter(session=session).count(),
+        # The profile in force (its instructions are applied on renew): a reloaded page shows it.
+        "profile": profile_payload(profile=profile) if profile is not None else None,
     }
     if session.api == Session.Api.LIVE:
         state["api"] = session.api  # Realtime sessions keep the seed's shape exactly

@@ -15,12 +15,14 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from config.outages import BROKER_AWAY
 from extraction.instructions import profile_carry_instructions, session_instructions
+from extraction.memory import Memory, memory_instructions, memory_of
 from extraction.selectors import live_history
-from extraction.services import profile_carry
+from extraction.services import profile_carry, profile_copy
 from sessions_app import selectors, upstream, upstream_live
 from sessions_app.crypto import secret_encrypt, sha256_hex
 from sessions_app.models import Call, ClientSecret, Session, TranscriptTurn
@@ -51,6 +53,8 @@ class Created:
     expires_at: dt.datetime
     call: Call | None = None
     answer_sdp: str | None = None
+    # What the owner's earlier sessions gave this one (extraction.memory), when it asked.
+    memory: Memory | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,8 @@ def session_create(
     carry_profile: bool = False,
     api: str = Session.Api.REALTIME,
     offer_sdp: str | None = None,
+    owner_subject: str = "",
+    carry_memory: bool = False,
 ) -> Created:
     """Start a session upstream on `api` and record it, owned by `owner_hash`.
 
@@ -107,6 +113,9 @@ def session_create(
     `reset` is the seed's Refresh: the caller's newest open session is closed (its transcript
     kept, never reused) and the new session `replaces` it, so refresh never hits the cap.
     `carry_profile` (with reset) starts the new session from the closed one's latest profile.
+    `carry_memory` starts it from the owner's memory (extraction.memory: the newest profile of
+    any of their sessions and the latest turns); it wins over `carry_profile`.
+    `owner_subject` is the host app's user id when a host user owns the session.
     Raises OpenSessionsLimit, sessions_app.voice.OfferMismatch, upstream.UpstreamError.
     """
     previous = selectors.session_newest_open(owner_hash=owner_hash) if reset else None
@@ -115,7 +124,10 @@ def session_create(
     ):
         # Checked before minting so an over-cap client spends nothing; re-checked under the lock.
         raise OpenSessionsLimit
-    if carry_profile and previous is not None:
+    memory = memory_of(owner_hash=owner_hash) if carry_memory else None
+    if memory is not None and not memory.empty:
+        instructions = memory_instructions(memory)
+    elif carry_profile and previous is not None:
         instructions = profile_carry_instructions(from_session=previous)
     else:
         instructions = settings.REALTIME_BASE_INSTRUCTIONS
@@ -141,6 +153,7 @@ def session_create(
         session = Session.objects.create(
             owner_hash=owner_hash,
             api=api,
+            owner_subject=owner_subject,
             model=model,
             voice=voice,
             transcription_enabled=transcription or api == Session.Api.LIVE,
@@ -148,7 +161,9 @@ def session_create(
         )
         secret = _started_secret(session=session, started=started, instructions=instructions)
         call = _started_call(session=session, started=started)
-        if carry_profile and replaced is not None:
+        if memory is not None and memory.profile is not None:
+            profile_copy(source=memory.profile, to_session=session, instructions=instructions)
+        elif carry_profile and replaced is not None:
             profile_carry(from_session=replaced, to_session=session)
     logger.info(
         "session created session=%s api=%s replaces=%s",
@@ -163,6 +178,7 @@ def session_create(
         expires_at=started.expires_at,
         call=call,
         answer_sdp=started.answer_sdp,
+        memory=memory,
     )
 
 
@@ -182,7 +198,7 @@ class _hangup_if_unrecorded:
 
 
 def _started_secret(
-    *, session: Session, started: Started, instructions: str, kind: str = "create"
+    *, session: Session, started: Started, instructions: str, kind: str = ClientSecret.Kind.CREATE
 ) -> ClientSecret | None:
     if started.secret is None:
         return None
@@ -207,11 +223,19 @@ def _session_close_locked(*, session: Session, reason: str) -> Session | None:
     )
     if closed == 0:
         return None
-    Call.objects.filter(session_id=session.pk, ended_at__isnull=True).update(
-        ended_at=now, end_reason=Call.EndReason.SESSION_CLOSED
+    _calls_end(
+        calls=Call.objects.filter(session_id=session.pk), reason=Call.EndReason.SESSION_CLOSED
     )
     session.refresh_from_db()
     return session
+
+
+def _calls_end(*, calls: QuerySet[Call], reason: str) -> None:
+    """End the live calls of `calls`: the page is told and the upstream hangs them up, after
+    commit (what a call end does is the sideband app's one rule: sideband.services.calls_end)."""
+    from sideband.services import calls_end
+
+    calls_end(calls=calls, reason=reason)
 
 
 def _call_own_dispatch(call_id: str, generation: int) -> None:
@@ -221,6 +245,14 @@ def _call_own_dispatch(call_id: str, generation: int) -> None:
 
     try:
         call_own.delay(call_id, generation)
+    except BROKER_AWAY as exc:
+        logger.warning(
+            "call_own not dispatched, broker away (the reconciler dispatches it when it is "
+            "back) call=%s generation=%s: %r",
+            call_id,
+            generation,
+            exc,
+        )
     except Exception:
         logger.exception("dispatch of call_own failed call=%s generation=%s", call_id, generation)
 
@@ -273,9 +305,10 @@ def _call_add(*, session: Session, call_id: str) -> Call | None:
     generation = (
         Session.objects.filter(pk=session.pk).values_list("current_generation", flat=True).get()
     )
+    # The older call stops here: fenced out, its page told, hung up upstream.
     superseded = Call.objects.filter(session=session, ended_at__isnull=True)
     _live_turns_close(session=session, calls=superseded)
-    superseded.update(ended_at=timezone.now(), end_reason=Call.EndReason.SUPERSEDED)
+    _calls_end(calls=superseded, reason=Call.EndReason.SUPERSEDED)
     call = Call.objects.create(
         call_id=call_id,
         session=session,
@@ -340,7 +373,7 @@ def session_renew(*, session: Session, offer_sdp: str | None = None) -> Renewed:
         if locked is None or locked.status != Session.Status.ACTIVE:
             raise SessionClosed
         secret = _started_secret(
-            session=locked, started=started, instructions=instructions, kind="renew"
+            session=locked, started=started, instructions=instructions, kind=ClientSecret.Kind.RENEW
         )
         call = _started_call(session=locked, started=started)
     logger.info("session renewed session=%s api=%s", session.public_id, session.api)
@@ -353,3 +386,31 @@ def session_renew(*, session: Session, offer_sdp: str | None = None) -> Renewed:
         expires_at=started.expires_at,
         answer_sdp=started.answer_sdp,
     )
+
+
+def sessions_close_idle(*, limit: int = 500) -> int:
+    """Close sessions idle for SESSION_IDLE_CLOSE_S (reason "idle", transcript kept); how many.
+
+    Idle: no live call, and nothing happened since the cutoff (no session change such as a
+    call registration, no call ended, no turn written). The close is one conditional UPDATE
+    re-checking all of it, so a session that comes alive meanwhile stays open.
+    """
+    cutoff = timezone.now() - dt.timedelta(seconds=settings.SESSION_IDLE_CLOSE_S)
+    busy_call = Call.objects.filter(session=OuterRef("pk")).filter(
+        Q(ended_at__isnull=True) | Q(ended_at__gte=cutoff)
+    )
+    recent_turn = TranscriptTurn.objects.filter(session=OuterRef("pk"), updated_at__gte=cutoff)
+    idle = (
+        Session.objects.filter(status=Session.Status.ACTIVE, updated_at__lt=cutoff)
+        .exclude(Exists(busy_call))
+        .exclude(Exists(recent_turn))
+    )
+    closed = 0
+    for pk in idle.order_by("updated_at").values_list("pk", flat=True)[:limit]:
+        now = timezone.now()
+        closed += idle.filter(pk=pk).update(
+            status=Session.Status.CLOSED, closed_at=now, close_reason="idle", updated_at=now
+        )
+    if closed:
+        logger.info("closed %d idle sessions", closed)
+    return closed

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -132,8 +133,37 @@ def sideband_headers(*, client_secret: str) -> list[str]:
     return [f"Authorization: Bearer {token}"]
 
 
-def item_retrieve_event(item_id: str) -> dict[str, Any]:
-    return {"type": "conversation.item.retrieve", "item_id": item_id}
+def item_retrieve_event(item_id: str, *, event_id: str | None = None) -> dict[str, Any]:
+    """`event_id`: the client event id, which the upstream echoes in an `error` about it."""
+    event: dict[str, Any] = {"type": "conversation.item.retrieve", "item_id": item_id}
+    if event_id is not None:
+        event["event_id"] = event_id
+    return event
+
+
+def call_hangup(*, call_id: str) -> bool:
+    """End the call upstream (`POST /v1/realtime/calls/{call_id}/hangup`, with the server's
+    key). True: hung up now; False: the upstream no longer knows the call (ended already).
+
+    Raises UpstreamError when trying again may help (timeout, unreachable, 429, 5xx); any
+    other refusal is logged and reported as done, since repeating it cannot succeed.
+    """
+    return hangup_outcome(lambda: openai_client().realtime.calls.hangup(call_id), f"call {call_id}")
+
+
+def hangup_outcome(hangup: Callable[[], object], what: str) -> bool:
+    """Run an upstream hangup (either API's): True hung up now, False the upstream no longer
+    knows it or refused for good (logged); UpstreamError when trying again may help."""
+    try:
+        hangup()
+    except openai.NotFoundError:
+        return False
+    except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError) as exc:
+        raise upstream_error_from(exc) from exc
+    except openai.APIStatusError as exc:
+        logger.error("Upstream refused the hangup of %s: %s", what, exc.status_code)
+        return False
+    return True
 
 
 def session_update_event(*, instructions: str) -> dict[str, Any]:

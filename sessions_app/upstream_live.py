@@ -22,9 +22,14 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import openai
 from django.conf import settings
 
-from sessions_app.upstream import openai_client, upstream_error_from
+from sessions_app.upstream import hangup_outcome, openai_client, upstream_error_from
 
 logger = logging.getLogger(__name__)
+
+
+class OfferRefused(Exception):
+    """The upstream could not negotiate the browser's SDP offer (a 400 on `transport.sdp`):
+    the offer is what is wrong, not this server's request."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,10 @@ def live_session_create(
             ),
             transport={"type": "webrtc", "sdp": offer_sdp},
         )
+    except openai.BadRequestError as exc:
+        if _error_param(exc) == "transport.sdp":
+            raise OfferRefused("OpenAI could not negotiate this SDP offer.") from exc
+        raise upstream_error_from(exc) from exc
     except openai.APIError as exc:
         raise upstream_error_from(exc) from exc
     return LiveStarted(
@@ -73,6 +82,15 @@ def live_session_create(
         answer_sdp=created.transport.sdp,
         expires_at=started_at + dt.timedelta(seconds=settings.LIVE_SESSION_MAX_S),
     )
+
+
+def _error_param(exc: openai.APIStatusError) -> object:
+    body = exc.body
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict):
+            return error.get("param")
+    return None
 
 
 def live_sideband_url(session_id: str) -> str:
@@ -86,6 +104,15 @@ def live_sideband_url(session_id: str) -> str:
 def live_sideband_headers() -> list[str]:
     """A Live sideband always authenticates with the project key (there are no secrets)."""
     return [f"Authorization: Bearer {settings.UPSTREAM_API_KEY}"]
+
+
+def live_session_hangup(*, session_id: str) -> bool:
+    """End the Live session upstream (project key), as upstream.call_hangup does a Realtime
+    call: True hung up now, False the upstream no longer knows it. Raises UpstreamError when
+    trying again may help (timeout, unreachable, 429, 5xx)."""
+    return hangup_outcome(
+        lambda: openai_client().live.sessions.hangup(session_id), f"live session {session_id}"
+    )
 
 
 def live_session_hangup_quietly(session_id: str) -> None:

@@ -18,6 +18,11 @@ urlpatterns: list[URLPattern] = [
         api.SessionTranscriptView.as_view(),
         name="session-transcript",
     ),
+    path(
+        "session/<str:session_id>/transcript.<str:kind>",
+        api.SessionTranscriptFileView.as_view(),
+        name="session-transcript-file",
+    ),
     # Validation, ownership (sessions_app.auth) and the work live in the extraction app.
     path("extract-profile", ExtractProfileView.as_view(), name="extract-profile"),
     path(

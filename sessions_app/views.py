@@ -11,6 +11,8 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_safe
 
+from sideband.presence import page_presence_interval_s
+
 
 def page_config() -> dict[str, Any]:
     """What the page needs to know, rendered into it as JSON (`json_script`): no secrets."""
@@ -26,6 +28,8 @@ def page_config() -> dict[str, Any]:
         # Renew this long before the key expires (and before the call's time limit).
         "renewMarginS": settings.PAGE_RENEW_MARGIN_S or min(60, max(5, ttl // 10)),
         "sessionMaxS": settings.REALTIME_SESSION_MAX_S,
+        # The page says it is still here this often (sideband.presence).
+        "presenceIntervalS": page_presence_interval_s(),
     }
 
 

@@ -21,7 +21,8 @@ from sessions_app.models import Session
 
 
 class OfferMismatch(Exception):
-    """An SDP offer was given to an API that takes none, or none to one that needs it."""
+    """An SDP offer was given to an API that takes none, or none to one that needs it, or
+    the upstream could not negotiate it (a 400 naming `sdp`)."""
 
 
 @dataclass(frozen=True)
@@ -49,13 +50,16 @@ def voice_start(
     if api == Session.Api.LIVE:
         if offer_sdp is None:
             raise OfferMismatch("A Live session needs the browser's SDP offer.")
-        started = upstream_live.live_session_create(
-            model=model,
-            voice=voice,
-            instructions=instructions,
-            history=history,
-            offer_sdp=offer_sdp,
-        )
+        try:
+            started = upstream_live.live_session_create(
+                model=model,
+                voice=voice,
+                instructions=instructions,
+                history=history,
+                offer_sdp=offer_sdp,
+            )
+        except upstream_live.OfferRefused as exc:
+            raise OfferMismatch(str(exc)) from exc
         return Started(
             expires_at=started.expires_at, call_id=started.session_id, answer_sdp=started.answer_sdp
         )
@@ -69,3 +73,11 @@ def voice_start(
         ttl_seconds=ttl_seconds,
     )
     return Started(expires_at=minted.expires_at, secret=minted)
+
+
+def voice_hangup(*, api: str, call_id: str) -> bool:
+    """Hang up a call (Realtime) or session (Live) upstream; False when already gone.
+    Raises upstream.UpstreamError when trying again may help."""
+    if api == Session.Api.LIVE:
+        return upstream_live.live_session_hangup(session_id=call_id)
+    return upstream.call_hangup(call_id=call_id)

@@ -5,8 +5,17 @@ Postgres stays the source of truth; a pushed message is a notification with a se
 `GET /session/{id}/transcript?after=`. channels-redis drops messages past capacity without an
 error; the sequence number is what makes that safe.
 
-The sequence lives in Redis (`INCR`): transcript deltas arrive at speaking pace from many calls,
-too often for a row update each. Without Redis (embedded mode) it is `Session.push_seq`.
+The sequence lives in Redis: transcript deltas arrive at speaking pace from many calls, too
+often for a row update each. Without Redis (embedded mode) it is `Session.push_seq`.
+
+**The numbers never go backwards unnoticed.** A Redis counter can vanish (a restart without
+persistence, an expired or evicted key) and would start again at 1, below what the page last
+saw. So the counter is a hash `{epoch, seq}` created and advanced by one Lua script
+(`_TAKE_LUA`): whoever creates it stamps a new `epoch` (Redis' clock in ms), and every message
+carries `(epoch, seq)`. A page that sees another epoch re-reads the transcript and counts afresh
+(static/js/live.js). Messages the worker could not send (Redis away) still consume numbers when
+Redis answers again, followed by a `resync` message: a page whose socket lived through it sees
+the gap and re-reads (`Pusher`).
 """
 
 from __future__ import annotations
@@ -14,11 +23,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import hashlib
 import logging
 import threading
 import time
 import zlib
 from collections import deque
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -29,6 +40,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db.models import F
 
+from config.outages import REDIS_AWAY
 from sessions_app.models import Session
 
 logger = logging.getLogger(__name__)
@@ -39,6 +51,46 @@ SEQ_TTL_REFRESH_S = 3600
 MESSAGE_TYPE = "session.push"
 PUSH_CONCURRENCY = 32
 PUSH_LINGER_S = 0.05
+# While messages are owed (Redis away), each shard tries a resync this often.
+PUSH_RESYNC_RETRY_S = 1.0
+# Redis away must not hold a push or a snapshot for long; a pooled connection that died with a
+# Redis restart is retried once on a new one.
+REDIS_CLIENT_OPTIONS: dict[str, Any] = {
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+    "retry_on_error": [redis.ConnectionError],
+}
+# In embedded mode the counter is a column that never resets: one epoch for ever.
+EMBEDDED_EPOCH = 0
+
+# KEYS[1]: the session's counter (a hash: epoch, seq). ARGV: how many numbers to take (0 reads),
+# the key's TTL, "1" to renew the TTL. Returns {epoch, last number taken}. Atomic: a key that
+# vanished is recreated with a new epoch in the same step that numbers the message.
+_TAKE_LUA = """
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  local now = redis.call('TIME')
+  epoch = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+elseif ARGV[3] == '1' then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return {epoch, redis.call('HINCRBY', KEYS[1], 'seq', ARGV[1])}
+"""
+
+
+@dataclass(frozen=True)
+class PushPosition:
+    """Where a session's numbering stands: `seq` counts within `epoch`."""
+
+    epoch: int
+    seq: int
+
+    @classmethod
+    def from_script(cls, reply: list[Any]) -> PushPosition:
+        epoch, seq = reply
+        return cls(epoch=int(epoch), seq=int(seq))
 
 
 def session_group(session_public_id: str) -> str:
@@ -46,52 +98,120 @@ def session_group(session_public_id: str) -> str:
 
 
 def _seq_key(session_public_id: str) -> str:
-    return f"sideband:push_seq:{session_public_id}"
+    return f"sideband:push:{session_public_id}"
 
 
 @cache
 def _redis() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL)
+    # Short timeouts: a push or a snapshot must not hang a request while Redis is away.
+    return redis.Redis.from_url(settings.REDIS_URL, **REDIS_CLIENT_OPTIONS)
 
 
-def push_seq_next(*, session_public_id: str) -> int:
-    """Allocate the session's next push sequence number (atomic)."""
+_TAKE_SHA = hashlib.sha1(_TAKE_LUA.encode(), usedforsecurity=False).hexdigest()
+
+
+@cache
+def _take_script() -> Any:
+    return _redis().register_script(_TAKE_LUA)
+
+
+async def _take_many(client: aioredis.Redis, requests: list[tuple[str, int, bool]]) -> list[Any]:
+    """`_TAKE_LUA` for each (key, count, renew_ttl), in one pipelined round trip.
+
+    By its sha, without redis-py's per-pipeline SCRIPT EXISTS round trip; a Redis that lost its
+    script cache (a restart) answers NOSCRIPT, and only those calls are sent again after
+    loading the script (a NOSCRIPT call ran nothing, so nothing is numbered twice).
+    """
+    replies: list[Any] = [None] * len(requests)
+    todo = list(range(len(requests)))
+    for _attempt in range(2):
+        pipe = client.pipeline(transaction=False)
+        for i in todo:
+            key, count, renew = requests[i]
+            pipe.evalsha(_TAKE_SHA, 1, key, count, SEQ_TTL_S, "1" if renew else "0")
+        results = await pipe.execute(raise_on_error=False)
+        missing = []
+        for i, result in zip(todo, results, strict=True):
+            if isinstance(result, redis.exceptions.NoScriptError):
+                missing.append(i)
+            elif isinstance(result, Exception):
+                raise result
+            else:
+                replies[i] = result
+        if not missing:
+            return replies
+        await client.script_load(_TAKE_LUA)
+        todo = missing
+    raise redis.exceptions.NoScriptError("the push script could not be loaded")
+
+
+def push_seq_take(*, session_public_id: str, count: int = 1) -> PushPosition:
+    """Take the session's next `count` push numbers (atomic); the last one taken, and its
+    epoch. `count=0` reads where the numbering stands (creating the counter if it vanished).
+    Raises REDIS_AWAY errors."""
     if settings.EMBEDDED:
-        Session.objects.filter(public_id=session_public_id).update(push_seq=F("push_seq") + 1)
-        return Session.objects.values_list("push_seq", flat=True).get(public_id=session_public_id)
-    pipe = _redis().pipeline(transaction=False)
-    pipe.incr(_seq_key(session_public_id))
-    pipe.expire(_seq_key(session_public_id), SEQ_TTL_S)
-    seq, _ = pipe.execute()
-    return int(seq)
+        if count:
+            Session.objects.filter(public_id=session_public_id).update(
+                push_seq=F("push_seq") + count
+            )
+        seq = Session.objects.values_list("push_seq", flat=True).get(public_id=session_public_id)
+        return PushPosition(epoch=EMBEDDED_EPOCH, seq=seq)
+    reply = _take_script()(keys=[_seq_key(session_public_id)], args=[count, SEQ_TTL_S, "1"])
+    return PushPosition.from_script(reply)
 
 
-def push_seq_current(*, session_public_id: str) -> int:
-    """The last sequence number allocated for the session (0: none yet)."""
-    if settings.EMBEDDED:
-        return Session.objects.values_list("push_seq", flat=True).get(public_id=session_public_id)
-    raw = _redis().get(_seq_key(session_public_id))
-    return int(raw) if raw is not None else 0
-
-
-def push_to_session_public_id(*, session_public_id: str, payload: dict[str, Any]) -> int:
-    """Number `payload` and send it to the session's group; returns the sequence number."""
-    seq = push_seq_next(session_public_id=session_public_id)
-    message = {**payload, "seq": seq}
-    layer = get_channel_layer()
-    if layer is None:
-        return seq
+def push_seq_current(*, session_public_id: str) -> PushPosition | None:
+    """Where the session's numbering stands; None while Redis is away (logged): the caller
+    answers without it, and the page counts from its next message."""
     try:
+        return push_seq_take(session_public_id=session_public_id, count=0)
+    except REDIS_AWAY as exc:
+        logger.warning(
+            "push position of session %s unknown, Redis away: %r", session_public_id, exc
+        )
+        return None
+
+
+def push_position_json(position: PushPosition | None) -> dict[str, int | None]:
+    """`{"seq", "epoch"}` of a snapshot or transcript (nulls: unknown, Redis away)."""
+    if position is None:
+        return {"seq": None, "epoch": None}
+    return {"seq": position.seq, "epoch": position.epoch}
+
+
+def push_to_session_public_id(
+    *, session_public_id: str, payload: dict[str, Any]
+) -> PushPosition | None:
+    """Number `payload` and send it to the session's group; its position, or None when Redis
+    was away (logged, never raised: what it announces is committed, and the page re-reads)."""
+    try:
+        position = push_seq_take(session_public_id=session_public_id)
+        layer = get_channel_layer()
+        if layer is None:
+            return position
+        message = {**payload, "seq": position.seq, "epoch": position.epoch}
         async_to_sync(layer.group_send)(
             session_group(session_public_id), {"type": MESSAGE_TYPE, "payload": message}
         )
+    except REDIS_AWAY as exc:
+        # Numbered but not sent: the page sees the gap at the next message. Not numbered:
+        # Redis is away, so the page's socket is closed too and it reconnects to a snapshot.
+        logger.warning(
+            "push of %s to session %s lost, Redis away: %r",
+            payload.get("type"),
+            session_public_id,
+            exc,
+        )
+        return None
     except Exception:  # a lost notification is recoverable by design (the page re-reads)
         logger.exception("push to session %s failed", session_public_id)
-    return seq
+        return None
+    return position
 
 
-def push_to_session(*, session: Session, payload: dict[str, Any]) -> int:
-    """Push `payload` (a dict with "type") to the session's live page; returns its `seq`.
+def push_to_session(*, session: Session, payload: dict[str, Any]) -> PushPosition | None:
+    """Push `payload` (a dict with "type") to the session's live page; its position (None:
+    not sent, Redis away).
 
     Call it after the change it announces has committed (`transaction.on_commit`).
     """
@@ -103,10 +223,16 @@ class Pusher:
 
     `push()` is non-blocking. Messages are sharded by session, so one session's messages are
     numbered and sent in order. Each shard drains whatever has queued up: per session one
-    `INCRBY` (all sessions in one pipelined round trip) numbers the batch, consecutive deltas
-    of one item are merged, and one group message carries the batch. Under load batches grow
-    instead of queues; when idle a message goes out alone. One loop means one Redis pool for the
-    process, not one per thread.
+    `_TAKE_LUA` call (all sessions in one pipelined round trip) numbers the batch, consecutive
+    deltas of one item are merged, and one group message carries the batch. Under load batches
+    grow instead of queues; when idle a message goes out alone. One loop means one Redis pool
+    for the process, not one per thread.
+
+    While Redis is away a batch fails: it is dropped (Postgres has what it announced), one log
+    line says so, and its sessions are owed a resync. The shard retries every
+    `PUSH_RESYNC_RETRY_S`; the first batch that goes through takes the lost messages' numbers
+    and sends `{"type": "resync"}`, so a page whose socket lived through it sees the gap and
+    re-reads, and one that reconnected meanwhile (a snapshot) re-reads once for nothing.
     """
 
     def __init__(self, *, loop: asyncio.AbstractEventLoop, shards: int = 8) -> None:
@@ -159,7 +285,11 @@ class Pusher:
 
     async def _run(self) -> None:
         self._queues = [asyncio.Queue() for _ in range(self._shards)]
-        client = None if settings.EMBEDDED else aioredis.Redis.from_url(settings.REDIS_URL)
+        client = (
+            None
+            if settings.EMBEDDED
+            else aioredis.Redis.from_url(settings.REDIS_URL, **REDIS_CLIENT_OPTIONS)
+        )
         # Bounds concurrent group sends (channels-redis has a bounded connection pool).
         self._sending = asyncio.Semaphore(PUSH_CONCURRENCY)
         self._ready.set()
@@ -173,15 +303,24 @@ class Pusher:
         client: aioredis.Redis | None,
     ) -> None:
         layer = get_channel_layer()
+        # Per session, how many messages this shard could not send (Redis away): they are owed
+        # numbers and a `resync` message, retried every PUSH_RESYNC_RETRY_S until Redis answers.
+        owed: dict[str, int] = {}
         while True:
-            items = [await q.get()]
-            if items[0] is not None:
+            items: list[tuple[str, dict[str, Any], float] | None] = []
+            # Nothing new within the retry interval: time to retry what is owed.
+            with contextlib.suppress(TimeoutError):
+                items.append(await asyncio.wait_for(q.get(), PUSH_RESYNC_RETRY_S if owed else None))
+            if items and items[0] is not None:
                 # Let a burst gather: one batch per shard and linger, consecutive deltas of an
                 # item merged, instead of a Redis batch per message.
                 await asyncio.sleep(PUSH_LINGER_S)
             while not q.empty():
                 items.append(q.get_nowait())
-            batch: dict[str, list[dict[str, Any]]] = {}
+            skipped, owed = owed, {}
+            batch: dict[str, list[dict[str, Any]]] = {
+                public_id: [{"type": "resync"}] for public_id in skipped
+            }
             queued: list[float] = []
             for item in items:
                 if item is not None:
@@ -189,59 +328,74 @@ class Pusher:
                     queued.append(item[2])
             if batch:
                 try:
-                    await self._send(batch, client, layer)
+                    await self._send(batch, client, layer, skipped=skipped)
                     now = time.monotonic()
                     self.latency_ms.extend((now - t) * 1000 for t in queued)
+                    if skipped:
+                        logger.info("live push resumed: %d sessions resynced", len(skipped))
+                except REDIS_AWAY as exc:
+                    for public_id, payloads in batch.items():
+                        owed[public_id] = skipped.get(public_id, 0) + len(payloads)
+                    self.failed += len(queued)
+                    if not skipped:  # one line per outage and shard, not one per retry
+                        logger.warning(
+                            "live push failed, Redis away (%r): %d sessions resynced when it "
+                            "answers",
+                            exc,
+                            len(owed),
+                        )
                 except Exception:
-                    self.failed += sum(len(v) for v in batch.values())
+                    self.failed += len(queued)
                     logger.exception("push to %d sessions failed", len(batch))
             if None in items:
                 return
 
     async def _send(
-        self, batch: dict[str, list[dict[str, Any]]], client: aioredis.Redis | None, layer: Any
+        self,
+        batch: dict[str, list[dict[str, Any]]],
+        client: aioredis.Redis | None,
+        layer: Any,
+        *,
+        skipped: dict[str, int],
     ) -> None:
+        """Number and send each session's messages; `skipped[session]` numbers are taken first
+        and never sent (the messages lost while Redis was away): the page sees the gap."""
         merged = {public_id: _merge_deltas(payloads) for public_id, payloads in batch.items()}
+        positions: dict[str, PushPosition] = {}
         if client is None:
             from asgiref.sync import sync_to_async
 
-            firsts = {}
             for public_id, payloads in merged.items():
-                last = 0
-                for _ in payloads:
-                    last = await sync_to_async(push_seq_next)(session_public_id=public_id)
-                firsts[public_id] = last - len(payloads) + 1
+                positions[public_id] = await sync_to_async(push_seq_take)(
+                    session_public_id=public_id, count=len(payloads) + skipped.get(public_id, 0)
+                )
         else:
-            pipe = client.pipeline(transaction=False)
             now = time.monotonic()
+            requests = []
             for public_id, payloads in merged.items():
-                pipe.incrby(_seq_key(public_id), len(payloads))
-                # The key's TTL is renewed now and then, not with every batch (half the
-                # commands); SEQ_TTL_S is days, the refresh interval an hour at most.
-                if now - self._expired_at.get(public_id, -SEQ_TTL_REFRESH_S) >= SEQ_TTL_REFRESH_S:
-                    pipe.expire(_seq_key(public_id), SEQ_TTL_S)
+                # The key's TTL is renewed now and then, not with every batch; SEQ_TTL_S is
+                # days, the refresh interval an hour at most (a recreated key gets its TTL).
+                renew = now - self._expired_at.get(public_id, -SEQ_TTL_REFRESH_S)
+                if renew >= SEQ_TTL_REFRESH_S:
                     self._expired_at[public_id] = now
-            results = iter(await pipe.execute())
-            firsts = {}
-            for public_id, payloads in merged.items():
-                firsts[public_id] = int(next(results)) - len(payloads) + 1
-                if self._expired_at.get(public_id) == now:
-                    next(results)
+                count = len(payloads) + skipped.get(public_id, 0)
+                requests.append((_seq_key(public_id), count, renew >= SEQ_TTL_REFRESH_S))
+            replies = await _take_many(client, requests)
+            positions = {
+                public_id: PushPosition.from_script(reply)
+                for public_id, reply in zip(merged, replies, strict=True)
+            }
         if layer is None:
             return
 
-        sends = [
-            (
-                session_group(public_id),
-                {
-                    "type": MESSAGE_TYPE,
-                    "payloads": [
-                        {**p, "seq": firsts[public_id] + i} for i, p in enumerate(payloads)
-                    ],
-                },
-            )
-            for public_id, payloads in merged.items()
-        ]
+        sends = []
+        for public_id, payloads in merged.items():
+            last = positions[public_id]
+            first = last.seq - len(payloads) + 1
+            numbered = [
+                {**p, "seq": first + i, "epoch": last.epoch} for i, p in enumerate(payloads)
+            ]
+            sends.append((session_group(public_id), {"type": MESSAGE_TYPE, "payloads": numbered}))
         async with self._sending:
             await group_send_many(layer, sends)
         self.sent += sum(len(payloads) for payloads in merged.values())

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from sessions_app import upstream, upstream_live
@@ -13,7 +15,8 @@ from sessions_app.crypto import secret_decrypt
 from sessions_app.models import Call, Session
 from sideband.capture import capture_frame
 from sideband.live_capture import LiveCaptureState, live_capture_frame
-from sideband.owner import CallSpec
+from sideband.owner.spec import CallSpec
+from sideband.services import DISPATCH_PREFIX
 from sideband.transcript import state_load
 
 logger = logging.getLogger(__name__)
@@ -90,3 +93,44 @@ def _deadline(call: Call, session_max_s: int) -> float:
     cap_s = session_max_s + settings.SIDEBAND_LEASE_S
     remaining = cap_s - (timezone.now() - call.registered_at).total_seconds()
     return time.monotonic() + remaining
+
+
+def _unowned() -> Q:
+    """No process holds the call's socket: never claimed, reserved by the reconciler for a
+    dispatch not yet taken, or the owner's lease expired."""
+    return (
+        Q(lease_owner="")
+        | Q(lease_owner__startswith=DISPATCH_PREFIX)
+        | Q(lease_expires_at__lt=timezone.now())
+    )
+
+
+def _grace_ended_before() -> dt.datetime:
+    """A call registered before this is past its grace: someone should hold it by now."""
+    return timezone.now() - dt.timedelta(seconds=settings.SIDEBAND_LEASE_S)
+
+
+def call_capture(*, call: Call) -> str:
+    """What the session read API says of the call's capture: "active" (a worker holds its
+    socket), "starting" (registered, not claimed yet, within its grace period), "pending"
+    (no worker holds it past its grace: the transcript is not being captured) or "ended"."""
+    if call.ended_at is not None:
+        return "ended"
+    unowned = (
+        not call.lease_owner
+        or call.lease_owner.startswith(DISPATCH_PREFIX)
+        or call.lease_expires_at is None
+        or call.lease_expires_at < timezone.now()
+    )
+    if not unowned:
+        return "active"
+    return "pending" if call.registered_at < _grace_ended_before() else "starting"
+
+
+def calls_unclaimed_count() -> int:
+    """Live calls no process holds past their grace period (the `pending` of call_capture)."""
+    return (
+        Call.objects.filter(ended_at__isnull=True, registered_at__lt=_grace_ended_before())
+        .filter(_unowned())
+        .count()
+    )

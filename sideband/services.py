@@ -13,6 +13,7 @@ Every race is settled by one conditional UPDATE on the call row (healthchecks' c
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import secrets
 from collections.abc import Iterable
@@ -20,10 +21,10 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from sessions_app.models import Call, Session
+from sessions_app.models import Call, Session, TranscriptTurn
 
 logger = logging.getLogger(__name__)
 
@@ -109,38 +110,86 @@ class EndedCall:
     call_id: str
     session_public_id: str
     reason: str
+    generation: int = 0
 
 
-def call_end(*, call_id: str, reason: str, message: str = "") -> EndedCall | None:
-    """Mark a live call ended with `reason` (Call.EndReason); None if it had already ended.
+# Why a call ends is decided where it is noticed (sideband.owner.close_reasons for what the
+# upstream says, here and in sessions_app.services for what we decide). What an end then does
+# is decided here, once: the page is told (`call.ended`) after commit, and a call that WE end
+# while it may still run upstream is hung up there too, so it stops running (and billing).
+UPSTREAM_HANGUP_REASONS = frozenset(
+    {
+        Call.EndReason.SUPERSEDED,
+        Call.EndReason.ABANDONED,
+        Call.EndReason.SESSION_CLOSED,
+    }
+)
 
-    The page is told (`call.ended`) once the row is committed, so it can renew.
+
+def calls_end(*, calls: QuerySet[Call], reason: str, message: str = "") -> list[EndedCall]:
+    """End every live call of `calls` with `reason` (Call.EndReason); the calls ended now.
+
+    Each end is a conditional UPDATE (ended_at IS NULL), so a call ended concurrently is not
+    ended twice. After commit the page hears `call.ended`, and a reason in
+    UPSTREAM_HANGUP_REASONS hangs the call up upstream (`sideband.tasks.call_hangup`:
+    idempotent, retried).
     """
-    from sideband.push import push_to_session_public_id
-
     if reason not in Call.EndReason.values:
         raise ValueError(f"unknown end reason {reason!r}")
     now = timezone.now()
+    ended: list[EndedCall] = []
     with transaction.atomic():
-        updated = Call.objects.filter(call_id=call_id, ended_at__isnull=True).update(
-            ended_at=now, end_reason=reason, lease_owner="", lease_expires_at=None
-        )
-        if not updated:
-            return None
-        call = Call.objects.select_related("session").get(call_id=call_id)
-        public_id = str(call.session.public_id)
+        live = calls.filter(ended_at__isnull=True).select_related("session").order_by("pk")
+        for call in live:
+            updated = Call.objects.filter(pk=call.pk, ended_at__isnull=True).update(
+                ended_at=now, end_reason=reason, lease_owner="", lease_expires_at=None
+            )
+            if updated:
+                ended.append(
+                    EndedCall(
+                        call_id=call.call_id,
+                        session_public_id=str(call.session.public_id),
+                        reason=reason,
+                        generation=call.generation,
+                    )
+                )
+        if ended:
+            transaction.on_commit(functools.partial(_calls_ended_announce, ended, message))
+    for item in ended:
+        logger.info("call %s ended: %s", item.call_id, reason)
+    return ended
+
+
+def call_end(*, call_id: str, reason: str, message: str = "") -> EndedCall | None:
+    """Mark a live call ended with `reason` (Call.EndReason); None if it had already ended."""
+    ended = calls_end(calls=Call.objects.filter(call_id=call_id), reason=reason, message=message)
+    return ended[0] if ended else None
+
+
+def _calls_ended_announce(ended: list[EndedCall], message: str) -> None:
+    """After commit: tell each call's page, and hang up upstream what we ended ourselves."""
+    from sideband.push import push_to_session_public_id
+    from sideband.tasks import call_hangup
+
+    for item in ended:
         payload = {
             "type": "call.ended",
-            "callId": call_id,
-            "reason": reason,
+            "callId": item.call_id,
+            "reason": item.reason,
             "message": message,
-            "generation": call.generation,
+            "generation": item.generation,
         }
-        transaction.on_commit(
-            lambda: push_to_session_public_id(session_public_id=public_id, payload=payload)
-        )
-    logger.info("call %s ended: %s", call_id, reason)
-    return EndedCall(call_id=call_id, session_public_id=public_id, reason=reason)
+        try:
+            push_to_session_public_id(session_public_id=item.session_public_id, payload=payload)
+        except Exception:
+            # A lost notification costs the page a re-read, never the hangup below.
+            logger.exception("push of call.ended failed call=%s", item.call_id)
+        if item.reason in UPSTREAM_HANGUP_REASONS:
+            try:
+                call_hangup.delay(item.call_id)
+            except Exception:
+                # The call then runs until the upstream's own cap; nothing else is lost.
+                logger.exception("dispatch of call_hangup failed call=%s", item.call_id)
 
 
 def call_lost_reason(*, call_id: str, owner: str) -> str | None:
@@ -164,6 +213,7 @@ class Dispatch:
     call_id: str
     generation: int
     token: str
+    unclaimed: bool  # no worker ever held the call (as opposed to an owner gone silent)
 
 
 def calls_reconcile(*, limit: int = 500) -> list[Dispatch]:
@@ -206,6 +256,60 @@ def calls_reconcile(*, limit: int = 500) -> list[Dispatch]:
         ).update(lease_owner=token, lease_expires_at=_lease_until(now))
         if reserved:
             dispatches.append(
-                Dispatch(call_id=call.call_id, generation=call.generation, token=token)
+                Dispatch(
+                    call_id=call.call_id,
+                    generation=call.generation,
+                    token=token,
+                    unclaimed=call.attached_at is None,
+                )
             )
     return dispatches
+
+
+def turns_close_out(*, limit: int = 500) -> int:
+    """Close out spoken turns still waiting for a transcript whose call is over: nobody will
+    ever write them again (a held call's are closed out by its owner: sideband.owner.upkeep).
+    Their words were not transcribed; the page is told. Returns how many.
+
+    Each is a conditional UPDATE (still in progress without text), so a transcript that lands
+    meanwhile wins; running twice changes nothing more.
+    """
+    wait_s = 2 * settings.SIDEBAND_TRANSCRIPT_WAIT_S
+    now = timezone.now()
+    waiting = (
+        TranscriptTurn.objects.filter(
+            role=TranscriptTurn.Role.USER,
+            status=TranscriptTurn.Status.IN_PROGRESS,
+            text__isnull=True,
+            updated_at__lt=now - dt.timedelta(seconds=wait_s),
+        )
+        .filter(Q(call__isnull=True) | Q(call__ended_at__isnull=False))
+        .order_by("pk")[:limit]
+    )
+    reason = f"not transcribed: no transcript within {wait_s:g} s"
+    closed: list[int] = []
+    with transaction.atomic():
+        for pk in waiting.values_list("pk", flat=True):
+            if TranscriptTurn.objects.filter(
+                pk=pk, status=TranscriptTurn.Status.IN_PROGRESS, text__isnull=True
+            ).update(
+                status=TranscriptTurn.Status.UNTRANSCRIBED,
+                status_reason=reason,
+                completed_at=now,
+                updated_at=now,
+            ):
+                closed.append(pk)
+        if closed:
+            transaction.on_commit(functools.partial(_turns_announce, closed))
+    return len(closed)
+
+
+def _turns_announce(pks: list[int]) -> None:
+    from sessions_app.selectors import turn_json
+    from sideband.push import push_to_session_public_id
+
+    for turn in TranscriptTurn.objects.filter(pk__in=pks).select_related("call", "session"):
+        push_to_session_public_id(
+            session_public_id=str(turn.session.public_id),
+            payload={"type": "turn", "turn": turn_json(turn)},
+        )

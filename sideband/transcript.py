@@ -10,25 +10,44 @@ write, and two writers of one session never interleave their position arithmetic
 Positions are sparse (POSITION_STEP apart) so a turn can be placed between two others (a
 recovered item); when there is no room left the session's turns are renumbered in the same
 transaction, and the profiles' `last_position` moves with the turn it pointed at.
+
+A record the database refuses (a constraint, a value it cannot store) costs only that record:
+a refused batch is written again call by call, and a refused call record by record
+(`_apply_each`), so another call's or session's writes always stand.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import psycopg
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    DataError,
+    IntegrityError,
+    connection,
+    connections,
+    transaction,
+)
 from django.db.models import Exists, F, Max, QuerySet
 from django.utils import timezone
 
 from sessions_app.models import Call, Profile, Session, TranscriptTurn
 from sideband.capture import FINAL_STATUSES, CaptureState, Op, TurnUpsert
 
+logger = logging.getLogger(__name__)
+
 POSITION_STEP = 1024
+
+# What the database (or the driver, before sending) refuses for a record: a constraint, a value
+# a column cannot hold. Django raises its own classes, the asyncio connection psycopg's; text
+# the capture made storable (sideband.capture.storable) never meets the last three.
+REFUSED = (IntegrityError, DataError, psycopg.IntegrityError, psycopg.DataError, UnicodeEncodeError)
 
 _UPDATABLE = (
     "role",
@@ -39,11 +58,23 @@ _UPDATABLE = (
     "arguments",
     "tool_call_id",
     "output",
+    "input_mode",
 )
 
 
 class Fenced(Exception):
     """The write was refused: a newer call of the session took over, or this call ended."""
+
+
+class Refused(Exception):
+    """The database refused every record of a call's write (nothing of it was written)."""
+
+    def __init__(self, call: Call, cause: Exception) -> None:
+        super().__init__(f"call {call.call_id}: {type(cause).__name__}: {cause}")
+        self.cause = cause
+
+
+Outcome = list[TranscriptTurn] | Fenced | Refused
 
 
 def turns_apply(*, call: Call, ops: Sequence[Op]) -> list[TranscriptTurn]:
@@ -59,9 +90,7 @@ def turns_apply(*, call: Call, ops: Sequence[Op]) -> list[TranscriptTurn]:
     return outcome
 
 
-def turns_apply_batch(
-    *, writes: Sequence[tuple[Call, Sequence[Op]]]
-) -> list[list[TranscriptTurn] | Fenced | IntegrityError]:
+def turns_apply_batch(*, writes: Sequence[tuple[Call, Sequence[Op]]]) -> list[Outcome]:
     """`turns_apply` for many calls in one transaction, at a cost that does not grow with them.
 
     Per batch (Postgres): one statement fences (and row-locks the sessions of) every call, one
@@ -72,12 +101,13 @@ def turns_apply_batch(
     savepoint of its own.
 
     Returns, per write and in order, the turns created or changed, or the Fenced error
-    (nothing of that call written), or the IntegrityError that refused that call's writes
-    (nothing of it written; the other calls' writes stand). Call's generation in memory is
-    the fencing number. Run inside the caller's transaction or its own.
+    (nothing of that call written), or Refused when the database refused every record of
+    that call (a record it refuses costs only itself: the call's others, and the other calls'
+    writes, stand). Call's generation in memory is the fencing number. Run inside the
+    caller's transaction or its own.
     """
     now = timezone.now()
-    outcomes: list[list[TranscriptTurn] | Fenced | IntegrityError] = []
+    outcomes: list[Outcome] = []
     with transaction.atomic():
         if connection.vendor == "postgresql":
             batched = _steps_run(batch_steps(writes=writes, now=now))
@@ -90,12 +120,39 @@ def turns_apply_batch(
             if outcome is not None:
                 outcomes.append(outcome)
                 continue
+            upserts = _upserts(ops)
             try:
                 with transaction.atomic():
-                    outcomes.append(_apply_one(call=call, upserts=_upserts(ops), now=now))
-            except IntegrityError as exc:
-                outcomes.append(exc)
+                    outcomes.append(_apply_one(call=call, upserts=upserts, now=now))
+            except REFUSED:
+                outcomes.append(_apply_each(call=call, upserts=upserts, now=now))
     return outcomes
+
+
+def _apply_each(*, call: Call, upserts: list[TurnUpsert], now: datetime) -> Outcome:
+    """One call's records one by one, each in a savepoint of its own, after the database
+    refused them together: a refused record is logged (its item id and the error, never its
+    text) and costs only itself. Refused when none could be written."""
+    written: dict[str, TranscriptTurn] = {}
+    refused: Exception | None = None
+    for op in upserts:
+        try:
+            with transaction.atomic():
+                written.update(
+                    (turn.item_id, turn) for turn in _apply_one(call=call, upserts=[op], now=now)
+                )
+        except REFUSED as exc:
+            refused = exc
+            logger.error(
+                "transcript record refused call=%s item=%r: %s: %s",
+                call.call_id,
+                op.item_id[:80],
+                type(exc).__name__,
+                exc,
+            )
+    if refused is not None and not written:
+        return Refused(call, refused)
+    return list(written.values())
 
 
 def _fenced(call: Call) -> Fenced:
@@ -120,7 +177,6 @@ class Statement:
 # A round of statements the driver may send together (pipelined), and their rows back.
 Round = list[Statement]
 Rows = list[list[tuple[Any, ...]]]
-_REFUSED = (IntegrityError, psycopg.IntegrityError)
 
 # None: the call is live but its writes were not made here: write them turn by turn with
 # turns_apply (a position query is needed, or the database refused the batch).
@@ -173,9 +229,9 @@ def batch_steps(
     if turns:
         try:
             (upserted,) = yield [_upsert_statement(turns)]
-        except _REFUSED:
-            # A record the database refuses (a constraint): each call is written on its own,
-            # so the others' writes stand.
+        except REFUSED:
+            # A record the database refuses (a constraint, a value it cannot store): each
+            # call is written on its own, so the others' writes stand.
             for i in planned:
                 outcomes[i] = None
             return outcomes
@@ -203,8 +259,8 @@ def _steps_run(steps: Generator[Round, Rows, list[BatchOutcome]]) -> list[BatchO
                     for statement in statements:
                         cursor.execute(statement.sql, statement.params)
                         rows.append(cursor.fetchall())
-            except IntegrityError as exc:
-                refused: IntegrityError | None = exc
+            except REFUSED as exc:
+                refused: Exception | None = exc
             else:
                 refused = None
             try:
@@ -238,7 +294,7 @@ async def batch_run_async(
                 except StopIteration as stop:
                     outcomes = stop.value
                     break
-    except psycopg.IntegrityError as exc:
+    except REFUSED as exc:
         # The transaction is rolled back: nothing of the batch is written.
         try:
             steps.throw(exc)
@@ -337,6 +393,7 @@ def _turn_new(*, call: Call, op: TurnUpsert, position: int, now: datetime) -> Tr
         arguments=op.arguments,
         tool_call_id=op.tool_call_id,
         output=op.output,
+        input_mode=op.input_mode,
         position=position,
         created_at=now,
         updated_at=now,
@@ -397,6 +454,7 @@ def turn_record(turn: TranscriptTurn) -> TurnUpsert:
         arguments=turn.arguments,
         tool_call_id=turn.tool_call_id,
         output=turn.output,
+        input_mode=turn.input_mode,
     )
 
 
@@ -510,6 +568,7 @@ _UPSERT_COLUMNS = (
     ("arguments", "text"),
     ("tool_call_id", "text"),
     ("output", "text"),
+    ("input_mode", "text"),
     ("created_at", "timestamptz"),
     ("updated_at", "timestamptz"),
     ("completed_at", "timestamptz"),

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from pytest_django.fixtures import Settings as SettingsWrapper
 
     from realtime_emulator.testing import EmulatorServer
+    from tests.peers import Peers
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +35,15 @@ def upstream(emulator_server: EmulatorServer, settings: SettingsWrapper) -> Emul
     settings.OPENAI_BROWSER_BASE_URL = emulator_server.api_base
     settings.UPSTREAM_API_KEY = emulator_server.api_key
     return emulator_server
+
+
+@pytest.fixture
+def peers() -> Iterator[Peers]:
+    """Browser peers (aiortc) for real WebRTC calls with a minted client secret."""
+    from realtime_emulator.webrtc import include_loopback_candidates
+    from tests.peers import Peers
+
+    include_loopback_candidates()
+    pool = Peers()
+    yield pool
+    pool.close()

@@ -7,10 +7,16 @@ the test process encrypted).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import subprocess
 import sys
 import time
-from collections.abc import Callable
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote
 
@@ -21,6 +27,9 @@ if TYPE_CHECKING:
     from realtime_emulator.testing import EmulatorServer
 
 T = TypeVar("T")
+
+ROOT = Path(__file__).resolve().parents[1]
+DAPHNE_APP = "config.asgi:application"
 
 
 def test_database_url() -> str:
@@ -99,3 +108,54 @@ def celery_worker_argv(*, queues: str, concurrency: int, name: str) -> list[str]
         "-l",
         "INFO",
     ]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def process_stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 15 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def app_serving(*, env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """The real ASGI app (HTTP + Channels) under daphne on a free port, its output in
+    `log_path`; yields its base URL once it serves `/`, and stops it after."""
+    port = free_port()
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), DAPHNE_APP],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_for(
+                lambda: proc.poll() is not None or _http_ok(f"{base}/"),
+                timeout=30,
+                what="daphne to serve /",
+            )
+            assert proc.poll() is None, f"daphne exited; see {log_path}"
+            yield base
+        finally:
+            process_stop(proc)

@@ -25,6 +25,8 @@ Rules, all seen in recorded traffic (../shared/realtime-corpus/README.md):
   follows one is placed after the turn the hidden item followed.
 - Unknown event types are counted; malformed frames are logged (type and length only, never
   their content), counted and skipped.
+- Text Postgres cannot store (NUL, lone surrogates) is replaced by U+FFFD in every string of
+  an event before anything reads it: the rule is `sideband.capture.storable`'s.
 
 Placement: `TurnUpsert.previous_item_id` is the turn this one follows, always one this state
 already emitted or was seeded with, or None for "the start of this call's conversation"
@@ -42,6 +44,8 @@ from typing import Any, Protocol
 import orjson
 
 from sideband.capture.handlers import HANDLERS
+from sideband.capture.hints import hints_apply, hints_trailing, retrieve_event_id
+from sideband.capture.items import transcript_close_out
 from sideband.capture.ops import (
     ASSISTANT,
     COMPLETED,
@@ -52,6 +56,7 @@ from sideband.capture.ops import (
     TERMINAL_ERROR_CODES,
     TOOL_CALL,
     TOOL_OUTPUT,
+    UNTRANSCRIBED,
     USER,
     CallEnded,
     CaptureState,
@@ -61,6 +66,7 @@ from sideband.capture.ops import (
     TurnDelta,
     TurnUpsert,
 )
+from sideband.capture.storable import frame_is_clean, json_storable
 
 __all__ = [
     "ASSISTANT",
@@ -73,6 +79,7 @@ __all__ = [
     "TERMINAL_ERROR_CODES",
     "TOOL_CALL",
     "TOOL_OUTPUT",
+    "UNTRANSCRIBED",
     "USER",
     "CallEnded",
     "CaptureState",
@@ -84,9 +91,14 @@ __all__ = [
     "capture_event",
     "capture_frame",
     "event_dispatch",
+    "event_storable",
     "frame_event",
+    "hints_apply",
+    "hints_trailing",
     "malformed_log",
     "malformed_skip",
+    "retrieve_event_id",
+    "transcript_close_out",
 ]
 
 logger = logging.getLogger(__name__)
@@ -99,7 +111,7 @@ def capture_frame(state: CaptureState, raw: str | bytes) -> list[Op]:
     event = frame_event(raw)
     if isinstance(event, str):
         return malformed_skip(state, raw, event)
-    return capture_event(state, event)
+    return event_dispatch(state, event, HANDLERS)
 
 
 def frame_event(raw: str | bytes) -> dict[str, Any] | str:
@@ -108,20 +120,36 @@ def frame_event(raw: str | bytes) -> dict[str, Any] | str:
         # orjson: a frame parses several times faster than with json.loads (most frames are
         # small deltas, and a thousand calls send thousands a second).
         event = orjson.loads(raw)
+        clean = frame_is_clean(raw)
     except (ValueError, TypeError):
         # What orjson refuses and json accepts (NaN, lone surrogates) is still read as before.
         try:
             event = json.loads(raw)
         except (ValueError, TypeError, RecursionError):
             return "not JSON"
+        clean = False
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         return "not an event object"
-    return event
+    return event if clean else event_storable(event)
+
+
+def event_storable(event: object) -> dict[str, Any] | str:
+    """The event with every string storable (sideband.capture.storable's rule, the same for
+    both APIs), or why it is not an event."""
+    if not isinstance(event, dict):
+        return "not an event object"
+    try:
+        return json_storable(event)
+    except RecursionError:  # nested deeper than any event: not one
+        return "nested too deep"
 
 
 def capture_event(state: CaptureState, event: dict[str, Any]) -> list[Op]:
     """Fold one server event into `state`; return the operations it implies."""
-    return event_dispatch(state, event, HANDLERS)
+    storable = event_storable(event)
+    if isinstance(storable, str):
+        return malformed_skip(state, event, storable)
+    return event_dispatch(state, storable, HANDLERS)
 
 
 class CaptureCounts(Protocol):
@@ -149,8 +177,9 @@ def event_dispatch(
     *,
     errors: tuple[type[Exception], ...] = FIELD_ERRORS,
 ) -> list[Op]:
-    """Run the handler of the event's type from `handlers` (a capture's table); unknown
-    types are counted, an event a handler refuses (`errors`) is skipped as malformed."""
+    """Run the handler of the event's type from `handlers` (a capture's table) on an event
+    whose strings are storable already; unknown types are counted, an event a handler
+    refuses (`errors`) is skipped as malformed."""
     counts: CaptureCounts = state
     event_type = event.get("type")
     if not isinstance(event_type, str):

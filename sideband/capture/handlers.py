@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Final
 
+from sideband.capture.hints import item_ask, item_unknown, recovered_predecessor
 from sideband.capture.items import (
     emit,
     last,
@@ -26,17 +27,21 @@ from sideband.capture.ops import (
     INCOMPLETE,
     MESSAGE_MAX,
     NAME_MAX,
+    SPOKEN,
     TERMINAL_ERROR_CODES,
     TOOL_CALL,
     USER,
     CallEnded,
     CaptureState,
-    ItemMissing,
     Op,
     TurnDelta,
 )
 
 logger = logging.getLogger(__name__)
+
+# Upstream error codes that are part of normal operation: a sideband (re)joining a call that
+# the page has just replaced (renew, reload) hears `call_not_found`.
+EXPECTED_ERROR_CODES: Final = frozenset({"call_not_found"})
 
 
 def _on_item_added(state: CaptureState, event: dict[str, Any], ops: list[Op]) -> None:
@@ -59,8 +64,9 @@ def _on_item_retrieved(state: CaptureState, event: dict[str, Any], ops: list[Op]
     """The answer to `conversation.item.retrieve`: place a recovered item in the gap.
 
     The GA event carries no previous_item_id, so a recovered item goes after the newest turn
-    known before the gap and before the turn that referenced it. Should the event carry one,
-    it is used, and the walk back continues (ItemMissing) until a known item is reached.
+    known before the gap and before the turn that referenced it. Its predecessor is what the
+    event says, else what the page's hints say (sideband.capture.hints); when that one is not
+    known either, the walk back continues (ItemMissing) until a known item is reached.
     """
     item = event["item"]
     item_id = item["id"]
@@ -69,15 +75,14 @@ def _on_item_retrieved(state: CaptureState, event: dict[str, Any], ops: list[Op]
     rec = state.items.get(item_id)
     if rec is None and item_id not in state.hidden:
         anchor, nxt = state.missing.pop(item_id, (last(state), None))
-        prev = event.get("previous_item_id")
-        if isinstance(prev, str) and prev != "root":
+        prev = recovered_predecessor(state, item_id, event.get("previous_item_id"))
+        if prev is not None:
             if prev in state.items:
                 anchor, nxt = prev, None
             elif prev in state.hidden:
                 anchor, nxt = state.hidden[prev], None
-            elif prev not in state.missing:
-                state.missing[prev] = (anchor, item_id)
-                ops.append(ItemMissing(prev))
+            else:
+                item_ask(state, prev, anchor, item_id, ops)
         role = role_of(item)
         state.recovered_items += 1
         if role is None:
@@ -97,6 +102,7 @@ def _on_audio_committed(state: CaptureState, event: dict[str, Any], ops: list[Op
         return
     prev = resolve_prev(state, event.get("previous_item_id"), item_id, ops, told=True)
     rec = new_item(state, item_id, USER, prev)
+    rec.input_mode = SPOKEN
     if rec.text is None and rec.status == IN_PROGRESS:
         rec.awaiting_transcript = state.transcription_expected
         if not rec.awaiting_transcript:
@@ -273,9 +279,14 @@ def _on_error(state: CaptureState, event: dict[str, Any], ops: list[Op]) -> None
         message = error.get("message")
         ops.append(CallEnded(reason=reason, message=str(message or code)[:MESSAGE_MAX]))
         return
+    if code == "item_retrieve_invalid_item_id":
+        item_unknown(state, error.get("event_id"))
+        return
     # Not terminal (e.g. a retrieve of an item upstream no longer has); the message may
-    # quote what the page sent, so only the type and code are logged.
-    logger.warning("Upstream error on the sideband: type=%s code=%s", error.get("type"), code)
+    # quote what the page sent, so only the type and code are logged. An expected answer
+    # (the call already ended: every renew and reload ends one) is not a warning.
+    level = logging.INFO if code in EXPECTED_ERROR_CODES else logging.WARNING
+    logger.log(level, "Upstream error on the sideband: type=%s code=%s", error.get("type"), code)
 
 
 def _ignore(state: CaptureState, event: dict[str, Any], ops: list[Op]) -> None:

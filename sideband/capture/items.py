@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sideband.capture.hints import item_ask
 from sideband.capture.ops import (
     ASSISTANT,
     COMPLETED,
@@ -13,12 +14,14 @@ from sideband.capture.ops import (
     IN_PROGRESS,
     INCOMPLETE,
     NAME_MAX,
+    SPOKEN,
     STATUS_REASON_MAX,
     TOOL_CALL,
     TOOL_OUTPUT,
+    TYPED,
+    UNTRANSCRIBED,
     USER,
     CaptureState,
-    ItemMissing,
     ItemRecord,
     Op,
 )
@@ -44,6 +47,19 @@ def set_status(rec: ItemRecord, status: str, reason: str = "") -> None:
         return
     rec.status = status
     rec.status_reason = reason[:STATUS_REASON_MAX]
+
+
+def transcript_close_out(state: CaptureState, item_id: str, reason: str) -> list[Op]:
+    """A spoken turn whose transcript never came: mark it not transcribed (a transcript that
+    still arrives later completes it after all)."""
+    rec = state.items.get(item_id)
+    if rec is None or not rec.awaiting_transcript:
+        return []
+    rec.awaiting_transcript = False
+    set_status(rec, UNTRANSCRIBED, reason)
+    ops: list[Op] = []
+    emit(rec, ops)
+    return ops
 
 
 def last(state: CaptureState) -> str | None:
@@ -84,9 +100,7 @@ def resolve_prev(
     if prev in state.hidden:
         return state.hidden[prev]
     anchor = last(state)
-    if prev not in state.missing:
-        state.missing[prev] = (anchor, item_id)
-        ops.append(ItemMissing(prev))
+    item_ask(state, prev, anchor, item_id, ops)
     return anchor
 
 
@@ -104,6 +118,17 @@ def new_item(
         rec.text, status, reason = pending
         set_status(rec, status, reason)
     return rec
+
+
+def input_mode_of(content: Any) -> str:
+    """How a user message was given: typed (`input_text`) or spoken (`input_audio`); "" if
+    its content says neither."""
+    kinds = {part.get("type") for part in content or () if isinstance(part, dict)}
+    if "input_audio" in kinds:
+        return SPOKEN
+    if "input_text" in kinds:
+        return TYPED
+    return ""
 
 
 def content_text(content: Any) -> tuple[str | None, bool]:
@@ -160,6 +185,7 @@ def merge_item(state: CaptureState, rec: ItemRecord, item: dict[str, Any]) -> No
         return
     text, audio_without_transcript = content_text(item.get("content"))
     if rec.role == USER:
+        rec.input_mode = input_mode_of(item.get("content")) or rec.input_mode
         if text is not None:
             rec.text = text
             rec.awaiting_transcript = False

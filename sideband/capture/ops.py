@@ -16,7 +16,13 @@ IN_PROGRESS: Final = "in_progress"
 COMPLETED: Final = "completed"
 INCOMPLETE: Final = "incomplete"
 FAILED: Final = "failed"
-FINAL_STATUSES: Final = frozenset({COMPLETED, INCOMPLETE, FAILED})
+# A spoken turn whose transcript never came (TranscriptTurn.Status.UNTRANSCRIBED).
+UNTRANSCRIBED: Final = "untranscribed"
+FINAL_STATUSES: Final = frozenset({COMPLETED, INCOMPLETE, FAILED, UNTRANSCRIBED})
+
+# TranscriptTurn.InputMode values: how a user turn was given (typed or spoken); "" otherwise.
+TYPED: Final = "text"
+SPOKEN: Final = "audio"
 
 # Upstream `error` codes after which the call is over, mapped to Call.EndReason values.
 # With client-secret auth a rejected credential mid-call means the secret expired.
@@ -49,6 +55,7 @@ class TurnUpsert:
     arguments: str = ""
     tool_call_id: str = ""
     output: str = ""
+    input_mode: str = ""
     # Only for a recovered item whose predecessor is unknown: the turn it must come before.
     next_item_id: str | None = None
 
@@ -99,6 +106,7 @@ class ItemRecord:
     arguments: str = ""
     tool_call_id: str = ""
     output: str = ""
+    input_mode: str = ""
     # A user audio turn whose transcript has not arrived (and will, transcription being on).
     awaiting_transcript: bool = False
     # The client truncated the audio: the generated text is kept, never shortened.
@@ -119,6 +127,7 @@ class ItemRecord:
             arguments=self.arguments,
             tool_call_id=self.tool_call_id,
             output=self.output,
+            input_mode=self.input_mode,
             next_item_id=self.next_item_id,
         )
 
@@ -142,6 +151,14 @@ class CaptureState:
     # Items asked for with ItemMissing: id -> (turn it goes after, turn it goes before).
     missing: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     recovered_items: int = 0
+    # The page's hints (sideband.capture.hints): item id -> the id it follows (None: first).
+    # Ids only: what an item says always comes from the upstream.
+    hints: dict[str, str | None] = field(default_factory=dict)
+    # Recovered items whose predecessor neither the upstream nor a hint has named yet: each is
+    # placed after the newest turn known before its gap, and a hint may continue the walk.
+    unanchored: set[str] = field(default_factory=set)
+    # Asked-for items the upstream does not know (a forged or stale hint): dropped.
+    unknown_items: int = 0
     # Whether the session transcribes input audio (session.created/updated say so).
     transcription_expected: bool = True
     unknown_event_counts: dict[str, int] = field(default_factory=dict)
@@ -171,6 +188,7 @@ class CaptureState:
                 arguments=turn.arguments,
                 tool_call_id=turn.tool_call_id,
                 output=turn.output,
+                input_mode=turn.input_mode,
                 awaiting_transcript=(
                     turn.role == USER and turn.text is None and turn.status == IN_PROGRESS
                 ),

@@ -31,7 +31,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sideband.capture import FIELD_ERRORS, event_dispatch, frame_event, malformed_skip
+from sideband.capture import (
+    FIELD_ERRORS,
+    event_dispatch,
+    event_storable,
+    frame_event,
+    malformed_skip,
+)
 from sideband.capture.ops import Op
 from sideband.live_capture.grouping import GroupingError
 from sideband.live_capture.handlers import CLOSE_REASON_ENDS, HANDLERS, apply_segments
@@ -51,15 +57,23 @@ def live_capture_frame(state: LiveCaptureState, raw: str | bytes) -> list[Op]:
     event = frame_event(raw)
     if isinstance(event, str):
         return malformed_skip(state, raw, event)
-    return live_capture_event(state, event)
+    return _live_dispatch(state, event)
 
 
 def live_capture_event(state: LiveCaptureState, event: dict[str, Any]) -> list[Op]:
     """Fold one Live server event into `state`; return the operations it implies.
 
-    A fragment without an id or a valid interval is skipped like a field of the wrong shape:
+    Its strings pass the same storable rule as Realtime's (sideband.capture.storable). A
+    fragment without an id or a valid interval is skipped like a field of the wrong shape:
     the grouper validates before it changes any state.
     """
+    storable = event_storable(event)
+    if isinstance(storable, str):
+        return malformed_skip(state, event, storable)
+    return _live_dispatch(state, storable)
+
+
+def _live_dispatch(state: LiveCaptureState, event: dict[str, Any]) -> list[Op]:
     return event_dispatch(state, event, HANDLERS, errors=(*FIELD_ERRORS, GroupingError))
 
 

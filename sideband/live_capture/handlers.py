@@ -18,6 +18,7 @@ from sideband.capture.ops import (
     COMPLETED,
     IN_PROGRESS,
     MESSAGE_MAX,
+    SPOKEN,
     USER,
     CallEnded,
     Op,
@@ -60,6 +61,9 @@ def apply_segments(state: LiveCaptureState, updates: list[SegmentUpdate], ops: l
             previous_item_id=previous,
             text=update.text,
             status=COMPLETED if update.closed else IN_PROGRESS,
+            # A Live user turn is the transcript of what the caller said (typed text is
+            # context for the model, never a turn): always spoken.
+            input_mode=SPOKEN if role == USER else "",
         )
         if upsert != record:
             state.records[update.turn_id] = upsert

@@ -2,12 +2,19 @@
 // the key expires, refresh, extract the profile. Plain ES module, no build step.
 
 import { ApiError, api } from "./api.js";
+import { ComposerGuide } from "./composer.js";
+import { MicMeter, SpeakingCues } from "./cues.js";
+import { TranscriptDownloads } from "./download.js";
+import { CallWatch, LOST_REASON } from "./health.js";
 import { LiveSocket } from "./live.js";
+import { PageReports } from "./reports.js";
 import { ProfileCard, profileFetch } from "./profile.js";
 import { liveCallOpen, liveClientEvents } from "./live_rtc.js";
 import { callOpen, clientEvents, dataChannelOpen, microphoneOpen } from "./rtc.js";
+import { SupersededBanner } from "./superseded.js";
+import { SessionClocks } from "./timers.js";
 import { Transcript } from "./transcript.js";
-import { AlertBox, ConnectionIndicator, EventLog, errorMessage } from "./ui.js";
+import { AlertBox, ConnectionIndicator, EventLog, RefreshDialog, errorMessage } from "./ui.js";
 
 const STORAGE_KEY = "realtime.sessionId";
 // After an automatic renew fails, wait this long before trying on our own again (Retry is
@@ -28,6 +35,8 @@ const el = {
   model: $("model"),
   voice: $("voice"),
   transcription: $("transcription"),
+  carryMemory: $("carry-memory"),
+  memoryNote: $("memory-note"),
   start: $("start"),
   mute: $("mute"),
   renew: $("renew"),
@@ -46,6 +55,7 @@ const el = {
   message: $("message"),
   send: $("send"),
   log: $("event-log"),
+  logFilter: $("event-filter"),
   audio: $("remote-audio"),
 };
 
@@ -63,8 +73,13 @@ const state = {
   expiresAt: null, // when the current key expires, on this page's clock (ms since epoch)
   serverExpiresAt: null, // the same instant as the server stated it (ISO 8601)
   busy: null, // the running start/renew, so a second click joins it
+  lost: false, // the call dropped: nothing renews on its own until Retry (one renew per recovery)
+  lostCallId: null, // the call that dropped, until the next one (its end may still be told)
+  watch: null, // the CallWatch of the current call
+  startedAt: null, // when the conversation (the session) began, on this page's clock
   extracting: false,
   live: null,
+  reports: null, // what the page reports on the live socket (item ids seen, presence)
   autoRenewAfter: 0,
   appliedProfileVersion: null,
   hadSession: null, // what updateControls last laid the panel out for
@@ -72,8 +87,9 @@ const state = {
 
 // --- Status, alerts, controls ----------------------------------------------------------------
 
-const eventLog = new EventLog(el.log);
-const log = (direction, type, detail = "") => eventLog.add(direction, type, detail);
+const eventLog = new EventLog(el.log, el.logFilter);
+const log = (direction, type, detail = "", payload = undefined) =>
+  eventLog.add(direction, type, detail, payload);
 const indicator = new ConnectionIndicator(el.connection, el.connectionText);
 const setConnection = (name) => indicator.set(name);
 const alertBox = new AlertBox({
@@ -84,9 +100,36 @@ const alertBox = new AlertBox({
 });
 const showAlert = (message, options) => alertBox.show(message, options);
 const hideAlert = () => alertBox.hide();
+const superseded = new SupersededBanner(el.alert, { onTakeBack: () => renew({ automatic: false }) });
+const cues = new SpeakingCues({ you: $("cue-you"), assistant: $("cue-assistant") });
+const micMeter = new MicMeter($("mic-level"));
+const downloads = new TranscriptDownloads({
+  root: $("downloads"),
+  markdown: $("download-md"),
+  json: $("download-json"),
+});
+const composer = new ComposerGuide({
+  hint: $("composer-hint"),
+  skipLink: document.querySelector(".skip-link"),
+});
+const refreshDialog = new RefreshDialog({
+  dialog: $("refresh-dialog"),
+  carry: $("carry-profile"),
+  carryField: $("carry-field"),
+});
+const clocks = new SessionClocks({
+  elapsed: $("elapsed"),
+  elapsedValue: $("elapsed-value"),
+  callAgeValue: $("call-age-value"),
+  callCapValue: $("call-cap-value"),
+  countdown: el.countdown,
+  countdownValue: el.countdownValue,
+  capS: config.sessionMaxS,
+});
 
 function dataChannelReady() {
-  return state.call !== null && state.call.dc.readyState === "open";
+  // A call taken over by another window is hung up: nothing sent on it would be recorded.
+  return state.call !== null && state.call.dc.readyState === "open" && !superseded.shown;
 }
 
 function updateControls() {
@@ -108,6 +151,9 @@ function updateControls() {
   const ready = dataChannelReady();
   el.message.disabled = !ready;
   el.send.disabled = !ready;
+  composer.update({ ready, busy, hasSession, lost: state.lost, micRefused: state.micRefused });
+  downloads.show(state.sessionId);
+  clocksRender(Date.now());
   document.body.dataset.sessionId = state.sessionId ?? "";
   document.body.dataset.callId = state.call?.callId ?? "";
   document.body.dataset.ready = String(ready && !busy);
@@ -155,36 +201,31 @@ function fillPickers() {
   }
 }
 
-// --- Countdown and automatic renew -----------------------------------------------------------
+// --- Clocks and automatic renew --------------------------------------------------------------
 
-function formatRemaining(ms) {
-  const total = Math.max(0, Math.round(ms / 1000));
-  const minutes = Math.floor(total / 60);
-  const seconds = String(total % 60).padStart(2, "0");
-  return `${minutes}:${seconds}`;
-}
-
-function countdownRender(now) {
-  const remaining = state.expiresAt - now;
-  el.countdown.hidden = false;
-  el.countdownValue.textContent = formatRemaining(remaining);
-  el.countdownValue.dateTime = state.serverExpiresAt ?? "";
-  el.countdown.classList.toggle("soon", remaining < config.renewMarginS * 2000);
+function clocksRender(now) {
+  clocks.render({
+    now,
+    startedAt: state.sessionId === null ? null : state.startedAt,
+    callStartedAt: state.call?.startedAt ?? null,
+    expiresAt: state.sessionId === null ? null : state.expiresAt,
+    serverExpiresAt: state.serverExpiresAt,
+    soonMs: config.renewMarginS * 2000,
+    lost: state.lost,
+  });
 }
 
 function tick() {
-  if (state.expiresAt === null || state.sessionId === null) {
-    el.countdown.hidden = true;
-    return;
-  }
   const now = Date.now();
+  clocksRender(now);
+  // A lost call waits for Retry: renewing on our own as well would spend a second key.
+  if (state.expiresAt === null || state.sessionId === null || state.lost) return;
   const remaining = state.expiresAt - now;
   const marginMs = config.renewMarginS * 1000;
-  countdownRender(now);
   const callAge = state.call ? now - state.call.startedAt : 0;
   const callLimit = sessionMaxS() * 1000 - marginMs;
   const due = remaining <= marginMs || (state.call !== null && callAge >= callLimit);
-  if (due && state.busy === null && now >= state.autoRenewAfter) {
+  if (due && state.busy === null && now >= state.autoRenewAfter && !superseded.shown) {
     log("page", "auto-renew", remaining <= marginMs ? "key about to expire" : "call near its time limit");
     renew({ automatic: true });
   }
@@ -201,7 +242,7 @@ function keyExpirySet(expiresAt, mintedAt) {
   // A Live session has no key: its own lifetime (from its creation) is the deadline.
   const ttlS = state.api === LIVE ? sessionMaxS() : config.clientSecretTtlS;
   state.expiresAt = mintedAt + ttlS * 1000;
-  countdownRender(Date.now());
+  clocksRender(Date.now());
 }
 
 function sessionMaxS() {
@@ -212,6 +253,7 @@ function sessionMaxS() {
 
 function liveOpen(sessionId) {
   state.live?.close();
+  state.reports?.close();
   state.live = new LiveSocket(sessionId, {
     onMessage: liveMessage,
     onGap: transcriptReread,
@@ -225,11 +267,13 @@ function liveOpen(sessionId) {
       }
     },
   });
+  state.reports = new PageReports(state.live, config.presenceIntervalS);
 }
 
 function liveMessage(msg) {
-  if (msg.type !== "delta") log("server", msg.type, msg.seq === undefined ? "" : `seq ${msg.seq}`);
-  else log("server", "delta");
+  if (msg.type !== "delta") {
+    log("server", msg.type, msg.seq === undefined ? "" : `seq ${msg.seq}`, msg);
+  } else log("server", "delta");
   switch (msg.type) {
     case "snapshot":
       transcript.replace(msg.turns ?? []);
@@ -269,23 +313,40 @@ function callEnded(msg) {
   const callId = msg.callId ?? msg.call_id ?? null;
   // Only the current call's end matters: an older call ends whenever it is replaced (renew,
   // reload), and that is expected.
-  if (msg.reason === "superseded" || !state.call || (callId && callId !== state.call.callId)) {
+  // A call this page just lost (its connection dropped when the other window's registration
+  // hung it up) still hears why it ended: the banner replaces the "dropped" alert.
+  const current = state.call?.callId ?? state.lostCallId;
+  if (!current || (callId && callId !== current)) return;
+  if (msg.reason === "superseded") {
+    // Our own renew replaces our call too; only a call this page did not replace moved away.
+    if (state.busy !== null) return;
+    callClose();
+    hideAlert();
+    superseded.show();
+    setConnection("ended");
+    updateControls();
     return;
   }
+  if (!state.call) return; // the rest concerns the live call
   if (msg.reason === "session_expired" || msg.reason === "secret_expired") {
-    if (state.busy === null && Date.now() >= state.autoRenewAfter) {
+    if (state.busy === null && !state.lost && Date.now() >= state.autoRenewAfter) {
       showAlert("The call reached its time limit. Reconnecting…", { level: "info" });
       renew({ automatic: true });
     }
     return;
   }
+  callWatchStop();
+  state.lost = true;
   setConnection("ended");
+  updateControls();
   const why =
     msg.reason === "hangup"
       ? "The call was hung up."
       : msg.reason === "session_closed"
         ? "This session was closed."
-        : "The voice service ended the call.";
+        : msg.reason === "abandoned"
+          ? "The call was ended after a long silence with nobody on this page."
+          : "The voice service ended the call.";
   showAlert(`${why} Press Retry to reconnect; the transcript is kept.`, {
     retry: () => renew({ automatic: false }),
   });
@@ -300,6 +361,7 @@ async function microphoneEnsure() {
     state.mic = await microphoneOpen();
     state.micRefused = false;
     for (const track of state.mic.getAudioTracks()) track.enabled = !state.muted;
+    micMeter.attach(state.mic);
     log("page", "microphone on");
   } catch (error) {
     state.mic = null;
@@ -311,18 +373,46 @@ async function microphoneEnsure() {
 }
 
 function dataChannelEvent(event) {
+  cues.event(event.type);
   if (event.type === "error") {
     const message = event.error?.message ?? "";
-    log("upstream", "error", message);
-    if (event.error?.code === "session_expired" && state.busy === null) renew({ automatic: true });
+    log("upstream", "error", message, event);
+    if (event.error?.code === "session_expired") {
+      if (state.busy === null && !state.lost) renew({ automatic: true });
+      return;
+    }
+    // Say what the voice service said; the call may well go on (a refused event is not fatal).
+    showAlert(`The voice service reported an error: ${message || event.error?.code || "unknown"}. If the call stopped working, press Retry.`, {
+      retry: () => renew({ automatic: false }),
+    });
     return;
   }
   if (event.type === "session.closed") {
-    log("upstream", "session.closed", event.reason ?? "");
-    if (event.reason === "expired" && state.busy === null) renew({ automatic: true });
+    log("upstream", "session.closed", event.reason ?? "", event);
+    if (event.reason === "expired" && state.busy === null && !state.lost) renew({ automatic: true });
     return;
   }
-  log("upstream", event.type ?? "event");
+  // Streaming deltas only bump a counter; other events keep their payload (folded).
+  if (event.type?.endsWith(".delta")) log("upstream", event.type);
+  else log("upstream", event.type ?? "event", "", event);
+}
+
+function callWatchStop() {
+  state.watch?.stop();
+  state.watch = null;
+}
+
+/** The current call is gone (see health.js): say so now, stop counting, offer Retry. */
+function callLost(reason) {
+  log("page", "call lost", reason);
+  state.lost = true;
+  state.lostCallId = state.call?.callId ?? null;
+  callClose();
+  setConnection("failed");
+  showAlert(`${LOST_REASON[reason] ?? "The call dropped"}. Press Retry to reconnect; the transcript is kept.`, {
+    retry: () => renew({ automatic: false }),
+  });
+  updateControls();
 }
 
 /**
@@ -333,24 +423,24 @@ async function callConnect({ clientSecret, expiresAt, mintedAt, instructions, li
   await microphoneEnsure();
   const previous = state.call;
   let opened = null;
+  // Realtime: the call id is known once the upstream answered; items come after that (the
+  // server's gap fill reads these hints; a Live sideband needs none).
+  let callIdOpened = null;
   const peer = {
     micStream: state.mic,
     onTrack: (stream) => {
       el.audio.srcObject = stream;
       el.audio.play().catch(audioUnblockOnClick);
     },
-    onEvent: dataChannelEvent,
+    onEvent: (event) => {
+      dataChannelEvent(event);
+      if (callIdOpened) state.reports?.itemEvent(callIdOpened, event);
+    },
     onState: (connectionState) => {
       log("webrtc", connectionState);
+      // Drops are the CallWatch's to report (sooner than these states come).
       if (state.call === null || state.call.pc !== opened) return;
       if (connectionState === "connected") setConnection("connected");
-      if (connectionState === "disconnected") setConnection("disconnected");
-      if (connectionState === "failed") {
-        setConnection("failed");
-        showAlert("The audio connection dropped. Press Retry to reconnect; the transcript is kept.", {
-          retry: () => renew({ automatic: false }),
-        });
-      }
     },
   };
   if (liveRequest) {
@@ -367,6 +457,7 @@ async function callConnect({ clientSecret, expiresAt, mintedAt, instructions, li
     ...peer,
   });
   opened = pc;
+  callIdOpened = callId;
   log("upstream", "call answered", callId);
   try {
     await api("POST", "/session/call", { sessionId: state.sessionId, callId });
@@ -380,7 +471,10 @@ async function callConnect({ clientSecret, expiresAt, mintedAt, instructions, li
 
 /** The new call is the session's: wait for its data channel, then let the previous one go. */
 async function callReady({ pc, dc, callId, previous, expiresAt, mintedAt, instructions }) {
+  callWatchStop();
   state.call = { pc, dc, callId, startedAt: Date.now() };
+  state.lost = false;
+  state.watch = new CallWatch({ pc, dc, onLost: callLost });
   keyExpirySet(expiresAt, mintedAt);
   dc.addEventListener("close", updateControls);
   try {
@@ -413,9 +507,11 @@ function audioUnblockOnClick() {
 }
 
 function callClose() {
+  callWatchStop();
   state.call?.pc.close();
   state.call = null;
   el.audio.srcObject = null;
+  cues.off();
 }
 
 /**
@@ -444,14 +540,14 @@ async function exclusive(label, work, retry) {
   }
 }
 
-function sessionStart({ reset }) {
+function sessionStart({ reset, carryProfile = false }) {
   const before = state.sessionId;
   // Once the new session exists, only its call is missing: Retry renews instead of creating
   // yet another session.
   const retry = () =>
     state.sessionId !== null && state.sessionId !== before
       ? renew({ automatic: false })
-      : sessionStart({ reset });
+      : sessionStart({ reset, carryProfile });
   return exclusive(
     "connecting",
     async () => {
@@ -459,22 +555,29 @@ function sessionStart({ reset }) {
         model: el.model.value,
         voice: el.voice.value,
         enableTranscription: el.transcription.checked,
+        carryMemory: el.carryMemory.checked,
       };
       if (reset) body.reset = true;
+      if (carryProfile) body.carryProfile = true;
       const mintedAt = Date.now();
-      const begin = (data, voiceApi) => {
+      const begin = async (data, voiceApi) => {
         log("server", reset ? "session refreshed" : "session created", data.sessionId);
         callClose();
         state.sessionId = data.sessionId;
         state.api = voiceApi;
+        state.startedAt = mintedAt;
+        state.lost = false;
         keyExpirySet(data.expiresAt, mintedAt);
         state.appliedProfileVersion = null;
         localStorage.setItem(STORAGE_KEY, data.sessionId);
         transcript.clear();
         profileCard.clear();
+        memoryShow(data.memory);
         liveOpen(data.sessionId);
         updateControls();
         state.autoRenewAfter = 0;
+        // The carried profile is the new session's version 1: show the server's copy of it.
+        if (carryProfile) await profileRestore(data.sessionId);
       };
       if (el.api.value === LIVE) {
         // The session is created with the page's SDP offer: one request makes session and call.
@@ -482,14 +585,14 @@ function sessionStart({ reset }) {
           mintedAt,
           liveRequest: async (sdp) => {
             const { data } = await api("POST", "/session", { ...body, api: LIVE, sdp });
-            begin(data, LIVE);
+            await begin(data, LIVE);
             return data;
           },
         });
         return;
       }
       const { data } = await api("POST", "/session", body);
-      begin(data, "realtime");
+      await begin(data, "realtime");
       await callConnect({ clientSecret: data.clientSecret, expiresAt: data.expiresAt, mintedAt });
     },
     retry,
@@ -513,12 +616,14 @@ function renew({ automatic }) {
               const body = { sessionId: state.sessionId, sdp };
               const { data } = await api("POST", "/session/renew", body);
               log("server", "renewed", how);
+              superseded.hide();
               return data;
             },
           });
         } else {
           const { data } = await api("POST", "/session/renew", { sessionId: state.sessionId });
           log("server", "renewed", how);
+          superseded.hide();
           await callConnect({
             clientSecret: data.clientSecret,
             expiresAt: data.expiresAt,
@@ -540,6 +645,19 @@ function renew({ automatic }) {
 }
 
 // --- Profile ----------------------------------------------------------------------------------
+
+// What the new session carried from earlier ones (`memory` of POST /session): its profile as
+// version 1, and how many recent turns its instructions recap.
+function memoryShow(memory) {
+  el.memoryNote.hidden = !memory?.carried;
+  if (!memory?.carried) return;
+  const turns = memory.recapTurns.length;
+  el.memoryNote.textContent =
+    `Carried from earlier sessions: ${memory.profile ? "this profile" : "no profile"}` +
+    `${turns ? ` and the last ${turns} turn${turns === 1 ? "" : "s"}` : ""}.`;
+  if (memory.profile) profileCard.show(memory.profile, 1);
+  log("server", "memory carried", memory.fromSessionId ?? `${turns} turns`);
+}
 
 function profileShow({ profile, instructions, version }) {
   if (profileCard.version !== null && version !== undefined && version < profileCard.version) return;
@@ -582,12 +700,26 @@ async function profileExtract() {
   }
 }
 
+/** Show the profile in force (GET /session/{id}), after a reload or a Refresh with carry. */
+async function profileRestore(sessionId, known = undefined) {
+  const data = known ?? (await api("GET", `/session/${encodeURIComponent(sessionId)}`)).data;
+  if (!data?.profile) return;
+  log("server", "profile restored", `v${data.profile.version}`);
+  profileCard.show(data.profile.profile, data.profile.version);
+  // Its instructions are in force already: renew (and create, with carry) applies them.
+  state.appliedProfileVersion = data.profile.version;
+}
+
 function sessionForget() {
   callClose();
   state.live?.close();
   state.live = null;
+  state.reports?.close();
+  state.reports = null;
   state.sessionId = null;
   state.api = null;
+  state.startedAt = null;
+  state.lost = false;
   state.expiresAt = null;
   state.serverExpiresAt = null;
   localStorage.removeItem(STORAGE_KEY);
@@ -600,18 +732,19 @@ function sessionForget() {
 async function sessionResume() {
   const saved = localStorage.getItem(STORAGE_KEY);
   if (!saved) return;
+  let session;
   try {
-    const { data } = await api("GET", `/session/${encodeURIComponent(saved)}`);
-    if (data?.status && data.status !== "active") {
+    ({ data: session } = await api("GET", `/session/${encodeURIComponent(saved)}`));
+    if (session?.status && session.status !== "active") {
       localStorage.removeItem(STORAGE_KEY);
       return;
     }
-    state.api = data?.api ?? "realtime";
+    state.api = session?.api ?? "realtime";
     // Refresh starts from the pickers: they show the resumed session's API, model and voice.
     el.api.value = state.api;
     fillPickers();
-    if (data?.model) el.model.value = data.model;
-    if (data?.voice) el.voice.value = data.voice;
+    if (session?.model) el.model.value = session.model;
+    if (session?.voice) el.voice.value = session.voice;
   } catch (error) {
     if (error instanceof ApiError && (error.status === 404 || error.status === 400)) {
       localStorage.removeItem(STORAGE_KEY);
@@ -621,7 +754,10 @@ async function sessionResume() {
     return;
   }
   state.sessionId = saved;
+  const created = Date.parse(session?.createdAt ?? "");
+  state.startedAt = Number.isNaN(created) ? Date.now() : created;
   log("page", "resuming session", saved);
+  await profileRestore(saved, session);
   liveOpen(saved);
   updateControls();
   await renew({ automatic: false });
@@ -633,14 +769,20 @@ el.startForm.addEventListener("submit", (event) => {
   event.preventDefault();
   sessionStart({ reset: false });
 });
-el.refresh.addEventListener("click", () => sessionStart({ reset: true }));
+el.refresh.addEventListener("click", async () => {
+  const answer = await refreshDialog.ask({ hasProfile: profileCard.version !== null });
+  if (answer === null) return;
+  sessionStart({ reset: true, carryProfile: answer.carryProfile });
+});
 el.renew.addEventListener("click", () => renew({ automatic: false }));
 el.extract.addEventListener("click", profileExtract);
 el.mute.addEventListener("click", () => {
   state.muted = !state.muted;
   for (const track of state.mic?.getAudioTracks() ?? []) track.enabled = !state.muted;
+  // The name stays "Mute"; aria-pressed says whether it is on ("Mute, pressed" = muted).
   el.mute.setAttribute("aria-pressed", String(state.muted));
-  el.mute.textContent = state.muted ? "Unmute" : "Mute";
+  cues.setMuted(state.muted);
+  micMeter.setMuted(state.muted);
   log("page", state.muted ? "muted" : "unmuted");
 });
 el.messageForm.addEventListener("submit", (event) => {

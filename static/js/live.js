@@ -1,6 +1,10 @@
 // The server's live socket (`ws/session/<id>/`): a snapshot on connect, then numbered messages.
-// A gap in the numbers means a message was lost (channels-redis drops past capacity), so the
-// page re-reads the transcript from the server, which stays the source of truth.
+// A gap in the numbers means a message was lost (channels-redis drops past capacity, Redis was
+// away), so the page re-reads the transcript from the server, which stays the source of truth.
+// Numbers count within an epoch: the server starts a new epoch when its counter was recreated
+// (Redis restarted without its data, the key expired), and numbering starts again at 1. A
+// message of another epoch is new by definition: the page re-reads and counts afresh, instead
+// of dropping everything numbered below what it saw before.
 
 const RECONNECT_MIN_MS = 500;
 const RECONNECT_MAX_MS = 10000;
@@ -18,6 +22,7 @@ export class LiveSocket {
     this.onGap = onGap;
     this.onStatus = onStatus;
     this.seq = null;
+    this.epoch = null;
     this.socket = null;
     this.closed = false;
     this.attempt = 0;
@@ -64,20 +69,31 @@ export class LiveSocket {
 
   receive(msg) {
     const seq = typeof msg.seq === "number" ? msg.seq : null;
+    const epoch = typeof msg.epoch === "number" ? msg.epoch : null;
     if (msg.type === "snapshot") {
       this.seq = seq;
+      this.epoch = epoch;
       this.onMessage(msg);
       return;
     }
-    if (seq !== null && this.seq !== null) {
-      if (seq <= this.seq) return; // already seen (a snapshot can include it)
-      if (seq > this.seq + 1) {
-        this.seq = seq;
-        this.onGap();
+    if (seq !== null) {
+      if (this.seq !== null && epoch === this.epoch) {
+        if (seq <= this.seq) return; // already seen (a snapshot can include it)
+        if (seq > this.seq + 1) this.onGap();
+      } else if (this.seq !== null) {
+        this.onGap(); // another epoch: whatever came between is only on the server
       }
+      this.seq = seq;
+      this.epoch = epoch;
     }
-    if (seq !== null) this.seq = seq;
     this.onMessage(msg);
+  }
+
+  /** Send `msg` to the server; false when the socket is not open (the caller keeps it). */
+  send(msg) {
+    if (this.socket?.readyState !== WebSocket.OPEN) return false;
+    this.socket.send(JSON.stringify(msg));
+    return true;
   }
 
   close() {

@@ -1,7 +1,12 @@
 // The transcript as the server keeps it: turns by item id, shown in `position` order, plus the
 // partial text of items the server is still streaming (deltas are never stored server-side).
 
-const FINAL = new Set(["completed", "incomplete", "failed"]);
+const FINAL = new Set(["completed", "incomplete", "failed", "untranscribed"]);
+
+// How a person's turn was given (the server's `inputMode`).
+const INPUT_LABEL = { text: "typed", audio: "spoken" };
+
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 
 const ROLE_LABEL = {
   user: "You",
@@ -124,6 +129,8 @@ export class Transcript {
     const badge = badgeOf(turn);
     const signature = JSON.stringify([
       turn.role,
+      turn.createdAt ?? "",
+      turn.inputMode ?? "",
       body,
       placeholder,
       badge,
@@ -137,11 +144,25 @@ export class Transcript {
     node.dataset.itemId = turn.itemId;
     node.dataset.status = turn.status;
     node.dataset.role = turn.role;
+    node.dataset.input = turn.inputMode ?? "";
     node.dataset.partial = String(showPartial);
 
     const who = document.createElement("span");
     who.className = "who";
     who.textContent = ROLE_LABEL[turn.role] ?? turn.role;
+    const how = INPUT_LABEL[turn.inputMode];
+    if (how) {
+      const mark = document.createElement("span");
+      mark.className = `how how--${how}`;
+      mark.textContent = how;
+      who.append(" · ", mark);
+    }
+    if (turn.createdAt) {
+      const when = document.createElement("time");
+      when.dateTime = turn.createdAt;
+      when.textContent = timeFormat.format(new Date(turn.createdAt));
+      who.append(" · ", when);
+    }
     const paragraph = document.createElement("p");
     paragraph.className = placeholder ? "text placeholder" : "text";
     paragraph.textContent = body;
@@ -178,5 +199,6 @@ function describe(turn, text) {
 function badgeOf(turn) {
   if (turn.status === "incomplete") return "Interrupted";
   if (turn.status === "failed") return turn.role === "user" ? "Transcription failed" : "Failed";
+  if (turn.status === "untranscribed") return "Not transcribed";
   return "";
 }

@@ -4,23 +4,47 @@
 import { ApiError } from "./api.js";
 
 const LOG_LIMIT = 300;
+// Keys whose values never go into the log, at any depth (the log is for developers, and may
+// be copied into a bug report).
+const REDACTED_KEY = /secret|authorization|token|password|api[_-]?key/i;
 
-/** The collapsed event log. It never holds secrets: callers pass event types and short notes. */
+function redacted(value) {
+  if (Array.isArray(value)) return value.map(redacted);
+  if (value === null || typeof value !== "object") return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([key, v]) => [key, REDACTED_KEY.test(key) ? "[redacted]" : redacted(v)]),
+  );
+}
+
+/**
+ * The developers' event log: newest first, each line with its payload folded under it, and a
+ * filter box. It never holds secrets: callers pass event types and short notes, and payloads
+ * lose any secret-looking key.
+ */
 export class EventLog {
-  /** @param {HTMLOListElement} list */
-  constructor(list, limit = LOG_LIMIT) {
+  /** @param {HTMLOListElement} list  @param {HTMLInputElement} filter */
+  constructor(list, filter, limit = LOG_LIMIT) {
     this.list = list;
+    this.filter = filter;
     this.limit = limit;
+    filter?.addEventListener("input", () => {
+      for (const item of this.list.children) this.applyFilter(item);
+    });
   }
 
-  /** One line; a repeat of the previous line without detail only bumps its counter. */
-  add(direction, type, detail = "") {
-    const last = this.list.lastElementChild;
+  applyFilter(item) {
+    const needle = this.filter?.value.trim().toLowerCase() ?? "";
+    item.hidden = needle !== "" && !item.dataset.search.includes(needle);
+  }
+
+  /** One line; a repeat of the newest line without detail or payload only bumps its counter. */
+  add(direction, type, detail = "", payload = undefined) {
+    const newest = this.list.firstElementChild;
     const key = `${direction}|${type}`;
-    if (last && last.dataset.key === key && !detail) {
-      const count = Number(last.dataset.count) + 1;
-      last.dataset.count = String(count);
-      last.querySelector(".count").textContent = ` ×${count}`;
+    if (newest && newest.dataset.key === key && !detail && payload === undefined) {
+      const count = Number(newest.dataset.count) + 1;
+      newest.dataset.count = String(count);
+      newest.querySelector(".count").textContent = ` ×${count}`;
       return;
     }
     const item = document.createElement("li");
@@ -32,16 +56,31 @@ export class EventLog {
     dir.textContent = direction;
     const count = document.createElement("span");
     count.className = "count";
-    item.append(`${time} `, dir, ` ${type}${detail ? ` — ${detail}` : ""}`, count);
-    this.list.append(item);
-    while (this.list.childElementCount > this.limit) this.list.firstElementChild.remove();
+    const line = [`${time} `, dir, ` ${type}${detail ? ` — ${detail}` : ""}`, count];
+    let json = "";
+    if (payload === undefined) {
+      item.append(...line);
+    } else {
+      json = JSON.stringify(redacted(payload), null, 2);
+      const details = document.createElement("details");
+      const summary = document.createElement("summary");
+      summary.append(...line);
+      const pre = document.createElement("pre");
+      pre.textContent = json;
+      details.append(summary, pre);
+      item.append(details);
+    }
+    item.dataset.search = `${direction} ${type} ${detail} ${json}`.toLowerCase();
+    this.applyFilter(item);
+    this.list.prepend(item);
+    while (this.list.childElementCount > this.limit) this.list.lastElementChild.remove();
   }
 }
 
 const CONNECTION_TEXT = {
   idle: "Not connected",
   connecting: "Connecting…",
-  renewing: "Renewing…",
+  renewing: "Reconnecting…",
   connected: "Connected",
   disconnected: "Connection lost",
   failed: "Connection failed",
@@ -97,4 +136,30 @@ export class AlertBox {
 export function errorMessage(error) {
   if (error instanceof ApiError) return error.message;
   return "Something unexpected went wrong. Press Retry; if it keeps happening, reload the page.";
+}
+
+/**
+ * Refresh asks first (it ends the conversation on this page) and offers to carry the profile
+ * into the new one. Resolves `{carryProfile}` on confirm, null on cancel or Escape.
+ */
+export class RefreshDialog {
+  constructor({ dialog, carry, carryField }) {
+    this.dialog = dialog;
+    this.carry = carry;
+    this.carryField = carryField;
+  }
+
+  ask({ hasProfile }) {
+    this.carryField.hidden = !hasProfile;
+    this.carry.checked = hasProfile;
+    this.dialog.returnValue = "";
+    return new Promise((resolve) => {
+      this.dialog.addEventListener(
+        "close",
+        () => resolve(this.dialog.returnValue === "confirm" ? { carryProfile: hasProfile && this.carry.checked } : null),
+        { once: true },
+      );
+      this.dialog.showModal();
+    });
+  }
 }

@@ -14,13 +14,9 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import socket
 import struct
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,7 +24,13 @@ from typing import TYPE_CHECKING, Literal
 
 import pytest
 
-from tests.processes import celery_worker_argv, process_env, wait_for
+from tests.processes import (
+    app_serving,
+    celery_worker_argv,
+    process_env,
+    process_stop,
+    wait_for,
+)
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page, Playwright
@@ -57,30 +59,6 @@ CHROMIUM_ARGS = [
 SAMPLE_RATE = 48_000
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
 @pytest.fixture(scope="module")
 def stack_env(django_db_setup: None, emulator_server: EmulatorServer) -> dict[str, str]:
     """The environment of the app and worker subprocesses: the TEST database, our Redis db."""
@@ -104,35 +82,8 @@ def stack_env(django_db_setup: None, emulator_server: EmulatorServer) -> dict[st
 @pytest.fixture(scope="module")
 def app_server(stack_env: dict[str, str]) -> Iterator[str]:
     """The real ASGI app (HTTP + Channels) under daphne on a free port; yields its base URL."""
-    port = free_port()
-    with (LOGS / "daphne.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "config.asgi:application",
-            ],
-            cwd=ROOT,
-            env=stack_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_for(
-                lambda: proc.poll() is not None or _http_ok(f"{base}/"),
-                timeout=30,
-                what="daphne to serve /",
-            )
-            assert proc.poll() is None, "daphne exited; see artifacts/logs/daphne.log"
-            yield base
-        finally:
-            _stop(proc)
+    with app_serving(env=stack_env, log_path=LOGS / "daphne.log") as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +109,7 @@ def celery_worker(stack_env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]
             assert proc.poll() is None, "the worker exited; see artifacts/logs/worker.log"
             yield proc
         finally:
-            _stop(proc)
+            process_stop(proc)
 
 
 def _wav(path: Path, samples: list[int]) -> Path:

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
 LaunchPage = Callable[..., Page]
+# The server waits up to EXTRACTION_WAIT_S (10 s) for the extraction task, then the page polls:
+# on a loaded machine the card takes longer than expect()'s default 5 s.
+EXTRACTION_TIMEOUT_MS = 30_000
 # The profile card's rows, in its order (static/js/profile.js FIELD_ORDER).
 CARD_LABELS = {
     "name": "Name",
@@ -135,23 +138,36 @@ def test_start_talk_by_text_and_microphone_shows_server_turns_in_order(
 
     session_id = start(page)
     # Keep the fake microphone quiet until the text turn is done.
-    page.get_by_role("button", name="Mute").click()
-    expect(page.get_by_role("button", name="Unmute")).to_have_attribute("aria-pressed", "true")
+    mute = page.get_by_role("button", name="Mute")
+    mute.click()
+    # The name stays: a screen reader hears "Mute, toggle button, pressed".
+    expect(mute).to_have_attribute("aria-pressed", "true")
     call_id = attached_call_of(page)
 
     say(page, "Hello from the keyboard")
     expect_transcript(page, ["Hello from the keyboard", reply("Hello from the keyboard")])
     screenshot(page, "start-text-turn")
 
-    page.get_by_role("button", name="Unmute").click()
+    mute.click()
+    expect(mute).to_have_attribute("aria-pressed", "false")
+    # Live cues: the microphone's level rises, then the page shows the person speaking.
+    page.wait_for_function(
+        "document.getElementById('mic-level').value > 0.05", polling=50, timeout=15_000
+    )
+    expect(page.locator("#cue-you")).to_have_text("speaking", timeout=5_000)
     spoken = "Spoken turn 1, about 1 second."
     expect_transcript(
         page,
         ["Hello from the keyboard", reply("Hello from the keyboard"), spoken, reply(spoken)],
         timeout=30_000,
     )
+    expect(page.locator("#cue-you")).to_have_text("quiet")
+    expect(page.locator("#cue-assistant")).to_have_text("listening")
+    expect(page.locator("#elapsed-value")).to_have_text(re.compile(r"^\d+:\d\d$"))
+    expect(page.locator("#call-cap-value")).to_have_text("1:00:00")
+    expect(transcript_items(page).locator(".how")).to_have_text(["typed", "spoken"])
     screenshot(page, "start-mid-conversation")
-    page.get_by_role("button", name="Mute").click()
+    mute.click()
 
     # What the page shows is the server's transcript, in the server's order.
     session = Session.objects.get(public_id=session_id)
@@ -211,7 +227,7 @@ def test_renew_registers_a_new_call_moves_the_sideband_and_applies_instructions(
     first_item = str(transcript_items(page).first.get_attribute("data-item-id"))
     _profile_store(session_id, evidence=first_item)
 
-    page.get_by_role("button", name="Renew").click()
+    page.get_by_role("button", name="Reconnect").click()
     expect(page.locator("body")).not_to_have_attribute("data-call-id", first_call)
     wait_ready(page)
     second_call = call_id_of(page)
@@ -270,6 +286,10 @@ def test_refresh_starts_a_new_session_with_an_empty_transcript(
     expect_transcript(page, ["Remember this", reply("Remember this")])
 
     page.get_by_role("button", name="Refresh").click()
+    dialog = page.get_by_role("dialog", name="Start a new conversation?")
+    # Without a profile there is nothing to carry.
+    expect(dialog.get_by_label("Carry the profile into the new conversation")).to_be_hidden()
+    dialog.get_by_role("button", name="Start new conversation").click()
     expect(page.locator("body")).not_to_have_attribute("data-session-id", old_session)
     wait_ready(page)
     new_session = session_id_of(page)
@@ -296,6 +316,48 @@ def test_refresh_starts_a_new_session_with_an_empty_transcript(
     ]
 
 
+def test_refresh_with_memory_shows_what_was_carried(
+    launch_page: LaunchPage, upstream: EmulatorServer
+) -> None:
+    page = launch_page()
+    first = start(page)
+    attached_call_of(page)
+    say(page, "My name is Ada")
+    expect_transcript(page, ["My name is Ada", reply("My name is Ada")])
+    _profile_store(first, evidence=str(db_first_item(first)))
+
+    page.get_by_text("Model and voice").click()  # the options fold away once a session runs
+    page.get_by_label("Start from what I said in earlier sessions").check()
+    page.get_by_role("button", name="Refresh").click()
+    dialog = page.get_by_role("dialog", name="Start a new conversation?")
+    dialog.get_by_role("button", name="Start new conversation").click()
+    expect(page.locator("body")).not_to_have_attribute("data-session-id", first)
+    wait_ready(page)
+
+    # The card shows the carried profile, and the page says what it carried.
+    card = page.get_by_role("region", name=re.compile(r"^Profile"))
+    expect(card).to_be_visible()
+    expect(card.locator("dt:text-is('Name') + dd .fact")).to_have_text(re.compile(r"^Ada"))
+    expect(page.locator("#memory-note")).to_have_text(
+        "Carried from earlier sessions: this profile and the last 2 turns."
+    )
+    screenshot(page, "refresh-with-memory")
+    # The new call started with it: the assistant quotes the carried version's marker.
+    call_id = attached_call_of(page, what="the new sideband to attach")
+    assert "Marker: profile v1" in emulator_call(upstream, call_id)["instructions"]
+    say(page, "Who am I?")
+    expect_transcript(page, ["Who am I?", reply("Who am I?", "Marker: profile v1")])
+
+
+def db_first_item(session_id: str) -> str | None:
+    return (
+        TranscriptTurn.objects.filter(session__public_id=session_id)
+        .order_by("position")
+        .values_list("item_id", flat=True)
+        .first()
+    )
+
+
 # --- Extraction and reload -----------------------------------------------------------------------
 
 
@@ -315,7 +377,7 @@ def test_extract_profile_shows_the_card_with_evidence(
 
     page.get_by_role("button", name="Extract profile").click()
     card = page.get_by_role("region", name=re.compile(r"^Profile"))
-    expect(card).to_be_visible()
+    expect(card).to_be_visible(timeout=EXTRACTION_TIMEOUT_MS)
     profile = wait_for(
         lambda: Profile.objects.filter(session__public_id=session_id).first(),
         timeout=10,
@@ -354,6 +416,8 @@ def test_reload_mid_conversation_keeps_the_transcript_and_reconnects(
 ) -> None:
     page = launch_page(width=390, height=844)  # a phone-width screen
     session_id = start(page)
+    # The message box is on screen after Start (it sticks to the bottom on a phone).
+    expect(page.get_by_label("Message")).to_be_in_viewport()
     first_call = attached_call_of(page)
     say(page, "Before reload")
     expect_transcript(page, ["Before reload", reply("Before reload")])
@@ -529,19 +593,21 @@ def test_a_lost_live_message_is_recovered_from_the_server(
 def test_keyboard_alone_starts_and_sends(launch_page: LaunchPage, upstream: EmulatorServer) -> None:
     page = launch_page(color_scheme="dark")
     focus_order = []
-    for _ in range(7):
+    for _ in range(8):
         page.keyboard.press("Tab")
         focus_order.append(
             page.evaluate("document.activeElement.id || document.activeElement.textContent")
         )
-    # The skip link, then the start form in reading order; disabled controls are skipped.
+    # The skip link (to Start: the message box is disabled before it), then the start form in
+    # reading order; disabled controls are skipped.
     assert focus_order == [
-        "Skip to the message box",
+        "Skip to Start",
         "Model and voice",
         "api",
         "model",
         "voice",
         "transcription",
+        "carry-memory",
         "start",
     ]
     page.keyboard.press("Enter")

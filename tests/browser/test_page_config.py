@@ -33,6 +33,7 @@ def test_the_page_gets_the_allow_lists_upstream_url_and_key_lifetime(
     settings.OPENAI_BROWSER_BASE_URL = "https://upstream.example/v1"
     settings.CLIENT_SECRET_TTL_S = 600
     settings.REALTIME_SESSION_MAX_S = 3600
+    settings.SIDEBAND_IDLE_S = 120
 
     assert _page_config(client) == {
         "models": ["gpt-realtime-mini", "gpt-realtime"],
@@ -43,6 +44,7 @@ def test_the_page_gets_the_allow_lists_upstream_url_and_key_lifetime(
         "clientSecretTtlS": 600,
         "renewMarginS": 60,
         "sessionMaxS": 3600,
+        "presenceIntervalS": 30,
     }
 
 

@@ -65,14 +65,16 @@ def test_live_start_talk_renew_with_memory_and_refresh_on_the_page(
     # Typed: the assistant answers it. Spoken: the user's words, then the answer.
     say(page, "Hello from the keyboard")
     expect_texts(page, [reply("Hello from the keyboard")])
-    page.get_by_role("button", name="Unmute").click()
+    unmute = page.get_by_role("button", name="Mute")  # a toggle: pressed again, it unmutes
+    unmute.click()
+    expect(unmute).to_have_attribute("aria-pressed", "false")
     spoken = "Spoken turn 1, about 1 second."
     expect_texts(page, [reply("Hello from the keyboard"), spoken, reply(spoken)])
     page.get_by_role("button", name="Mute").click()
     screenshot(page, "live-mid-conversation")
 
     # Renew: a new Live session, started with the real turns as its input.
-    page.get_by_role("button", name="Renew").click()
+    page.get_by_role("button", name="Reconnect").click()
     expect(page.locator("body")).not_to_have_attribute("data-call-id", first_call)
     wait_ready(page)
     second_call = call_id_of(page)
@@ -106,6 +108,8 @@ def test_live_start_talk_renew_with_memory_and_refresh_on_the_page(
 
     # Refresh: a new Live session with an empty transcript.
     page.get_by_role("button", name="Refresh").click()
+    dialog = page.get_by_role("dialog", name="Start a new conversation?")
+    dialog.get_by_role("button", name="Start new conversation").click()
     expect(page.locator("body")).not_to_have_attribute("data-session-id", session_id)
     wait_ready(page)
     expect(transcript_items(page)).to_have_count(0)

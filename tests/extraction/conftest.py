@@ -9,17 +9,13 @@ way the sideband's writer does.
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Coroutine, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from django.conf import settings
 from django.test import Client
 
-from realtime_emulator.browser_peer import BrowserPeer
-from realtime_emulator.webrtc import include_loopback_candidates
 from sessions_app.models import Call, Session, TranscriptTurn
 from tests.factories import OWNER_CREDENTIAL, CallFactory, SessionFactory
 from tests.sideband.helpers import Worker, Workers, workers_running
@@ -98,45 +94,3 @@ def session() -> Session:
 @pytest.fixture
 def browser() -> Client:
     return owner_client()
-
-
-T = TypeVar("T")
-
-
-class Peers:
-    """Browser peers (aiortc) on an event loop of their own, kept open for the test."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.open: list[BrowserPeer] = []
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 20) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def connect(self, api_base: str, client_secret: str) -> str:
-        async def connect() -> str:
-            peer = BrowserPeer()
-            self.open.append(peer)
-            response = await peer.connect(api_base, client_secret)
-            assert response.status == 201, await response.text()
-            assert peer.call_id is not None
-            return peer.call_id
-
-        return self.run(connect())
-
-    def close(self) -> None:
-        for peer in self.open:
-            self.run(peer.close())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=5)
-        self.loop.close()
-
-
-@pytest.fixture
-def peers() -> Iterator[Peers]:
-    include_loopback_candidates()
-    pool = Peers()
-    yield pool
-    pool.close()

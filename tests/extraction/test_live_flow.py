@@ -18,7 +18,7 @@ from openai import OpenAI
 from realtime_emulator.browser_peer import BrowserPeer
 from realtime_emulator.testing import EmulatorServer
 from sessions_app.models import Call, ClientSecret, Profile, Session, TranscriptTurn
-from tests.extraction.conftest import Peers
+from tests.peers import Peers
 from tests.sideband.helpers import turns, wait_for
 
 LIVE_MODEL = "gpt-live-1"
@@ -93,6 +93,19 @@ def create(browser: Any, sdp: str, **extra: Any) -> Any:
         "/session",
         {"api": "live", "model": LIVE_MODEL, "voice": "marin", "sdp": sdp, **extra},
     )
+
+
+def live_started(
+    upstream: EmulatorServer, browser: Any, peers: Peers
+) -> tuple[BrowserPeer, Session, str]:
+    """A Live session created, its call answered and its sideband attached: (peer, session,
+    call id)."""
+    peer, sdp = offer(peers)
+    created = create(browser, sdp).json()
+    answer(peers, peer, created["sdp"])
+    session = Session.objects.get(public_id=created["sessionId"])
+    live_attached(upstream, created["callId"])
+    return peer, session, created["callId"]
 
 
 def hangup(upstream: EmulatorServer, call_id: str) -> None:
@@ -171,6 +184,13 @@ def test_live_create_talk_extract_renew_with_history_then_refresh(
     assert second.generation == 2
     first.refresh_from_db()
     assert first.end_reason == Call.EndReason.SUPERSEDED
+    # ...and hung up upstream, on Live's own endpoint (sideband.tasks.call_hangup).
+    wait_for(
+        lambda: live_session(upstream, first.call_id)["status"] == "ended",
+        timeout=15,
+        what="the superseded Live session hung up",
+    )
+    assert live_session(upstream, first.call_id)["close_reason"] == "close_requested"
     # The first call's turns are complete now that it ended.
     assert set(TranscriptTurn.objects.filter(call=first).values_list("status", flat=True)) == {
         "completed"
@@ -211,11 +231,7 @@ def test_live_create_talk_extract_renew_with_history_then_refresh(
 def test_live_spoken_audio_on_the_webrtc_track_is_captured(
     upstream: EmulatorServer, worker: Any, browser: Any, peers: Peers
 ) -> None:
-    peer, sdp = offer(peers)
-    created = create(browser, sdp).json()
-    answer(peers, peer, created["sdp"])
-    session = Session.objects.get(public_id=created["sessionId"])
-    live_attached(upstream, created["callId"])
+    peer, session, _ = live_started(upstream, browser, peers)
 
     peer.mic.burst(1.0)
     rows = said(session, 2)
@@ -233,6 +249,8 @@ def test_live_spoken_audio_on_the_webrtc_track_is_captured(
         ({"api": "live", "model": LIVE_MODEL, "voice": "marin"}, "sdp"),
         ({"api": "live", "model": "gpt-realtime", "voice": "marin", "sdp": "v=0\r\nm=x"}, "model"),
         ({"api": "live", "model": LIVE_MODEL, "voice": "marin", "sdp": "hello"}, "sdp"),
+        # Well formed, but nothing the upstream can negotiate: its refusal names the offer.
+        ({"api": "live", "model": LIVE_MODEL, "voice": "marin", "sdp": "v=0\nm="}, "sdp"),
         ({"api": "realtime", "model": "gpt-realtime", "voice": "marin", "sdp": "v=0\nm=x"}, "sdp"),
         ({"api": "sip", "model": "gpt-realtime", "voice": "marin"}, "api"),
     ],
@@ -277,12 +295,7 @@ def test_renew_of_a_live_session_needs_an_offer(
 def test_a_dropped_live_sideband_reconnects_and_captures_on_without_duplicates(
     upstream: EmulatorServer, worker: Any, browser: Any, peers: Peers
 ) -> None:
-    peer, sdp = offer(peers)
-    created = create(browser, sdp).json()
-    answer(peers, peer, created["sdp"])
-    session = Session.objects.get(public_id=created["sessionId"])
-    call_id = created["callId"]
-    live_attached(upstream, call_id)
+    _, session, call_id = live_started(upstream, browser, peers)
     speak(upstream, call_id, "Before the drop.")
     before = said(session, 2)
 

@@ -143,3 +143,17 @@ def test_merge_keeps_previous_facts_replaces_corrected_ones_and_unions_duplicate
         Fact(value="run a marathon", evidence=["t6"]),
     ]
     assert merged.preferences == []
+
+
+def test_parse_replaces_text_postgres_cannot_store_as_the_capture_does():
+    raw = _output(name={"value": "A\u0000da\ud800", "evidence": ["item_1"]})
+
+    profile = profile_parse(raw, known_turn_ids={"item_1"})
+
+    assert profile.name is not None
+    assert profile.name.value == "A\ufffdda\ufffd"
+
+
+def test_parse_refuses_an_output_nested_too_deep():
+    with pytest.raises(ProfileInvalid, match=r"nested too deep|not JSON"):
+        profile_parse("[" * 100_000 + "]" * 100_000, known_turn_ids=set())

@@ -104,6 +104,7 @@ def test_a_new_version_is_pushed_on_the_sessions_live_socket(
     payload = message["payload"]
     assert message["type"] == "session.push"
     assert isinstance(payload.pop("seq"), int)
+    assert isinstance(payload.pop("epoch"), int)
     assert payload == {
         "type": "profile",
         "version": 1,

@@ -69,8 +69,12 @@ class LiveSideband:
 
 
 @pytest.fixture
-def client(emulator: EmulatorServer) -> AsyncOpenAI:
-    return AsyncOpenAI(base_url=emulator.api_base, api_key=emulator.api_key, max_retries=0)
+async def client(emulator: EmulatorServer) -> AsyncIterator[AsyncOpenAI]:
+    # Closed on the test's own loop: left to the garbage collector, its connections would be
+    # closed later on a loop that is gone (an asyncio error in whichever test runs then).
+    api = AsyncOpenAI(base_url=emulator.api_base, api_key=emulator.api_key, max_retries=0)
+    yield api
+    await api.close()
 
 
 @pytest.fixture

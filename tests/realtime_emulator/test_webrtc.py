@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 from typing import Any
 
 import aiohttp
+import pytest
 from openai import OpenAI
 
 from realtime_emulator.browser_peer import BrowserPeer
 from realtime_emulator.testing import EmulatorServer
+from tests.processes import wait_for
 
 from .conftest import corpus_events
 from .order import (
@@ -189,3 +193,93 @@ async def test_calls_accept_multipart_sdp_and_session_with_the_api_key(
         assert detail["instructions"] == "Marker: multipart"
     finally:
         await peer.close()
+
+
+async def test_a_browser_that_vanishes_goes_unnoticed_by_the_sideband(
+    emulator: EmulatorServer, connect_sideband: Any
+) -> None:
+    # given a browser's call with a sideband on it
+    secret = _secret(emulator)
+    peer = BrowserPeer()
+    response = await peer.connect(emulator.api_base, secret)
+    assert response.status == 201
+    assert (await peer.events.get())["type"] == "session.created"
+    sideband = await connect_sideband(peer.call_id, secret)
+
+    # when the browser goes away without hanging up
+    await peer.close()
+
+    # then the call goes on upstream and its sideband is told nothing (OpenAI, per public
+    # reports: openai-agents-js #684); it still answers, e.g. an item retrieval
+    await asyncio.to_thread(
+        wait_for,
+        lambda: emulator.control("GET", f"/_emulator/calls/{peer.call_id}")["datachannels"] == 0,
+        what="the emulator to notice the browser's data channel close",
+    )
+    await sideband.ws.send_json({"type": "conversation.item.retrieve", "item_id": "item_none"})
+    error = (await sideband.until("error"))[-1]
+    assert error["error"]["code"] == "item_retrieve_invalid_item_id"
+    detail = emulator.control("GET", f"/_emulator/calls/{peer.call_id}")
+    assert (detail["status"], detail["sidebands"]) == ("active", 1)
+    assert not [e for e in sideband.events if e["type"] != "error"]
+
+
+async def test_a_vanished_browser_can_end_its_call_instead(
+    emulator: EmulatorServer, connect_sideband: Any
+) -> None:
+    emulator.control("POST", "/_emulator/settings", {"browser_gone": "ends_call"})
+    secret = _secret(emulator)
+    peer = BrowserPeer()
+    await peer.connect(emulator.api_base, secret)
+    sideband = await connect_sideband(peer.call_id, secret)
+
+    await peer.close()
+
+    assert await sideband.closed() == 1000
+    detail = emulator.control("GET", f"/_emulator/calls/{peer.call_id}")
+    assert (detail["status"], detail["end_reason"]) == ("ended", "webrtc_disconnected")
+
+
+# --- A browser gone without hanging up --------------------------------------------------
+
+
+async def _unretrieved(coro: Any) -> None:
+    """Run `coro` as a task nobody awaits, and let it be collected: asyncio then reports its
+    exception ("Task exception was never retrieved") through the loop's handler."""
+    task = asyncio.get_running_loop().create_task(coro)
+    await asyncio.wait([task])
+    del task
+    gc.collect()
+
+
+async def test_aiortc_tasks_failing_because_the_peer_is_gone_print_no_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport
+
+    from realtime_emulator.webrtc import quiet_peer_gone_errors
+
+    async def ours() -> None:
+        raise ConnectionError("a real bug")
+
+    loop = asyncio.get_running_loop()
+    quiet_peer_gone_errors(loop)
+    transport = RTCDtlsTransport(
+        RTCIceTransport(RTCIceGatherer()), [RTCCertificate.generateCertificate()]
+    )
+    # Earlier tests' garbage (a task of a loop long gone) is collected now, not inside the
+    # capture below: only this test's own errors are counted.
+    gc.collect()
+    try:
+        with caplog.at_level(logging.DEBUG):
+            # What aiortc's SCTP does once a browser vanished: send over a DTLS that is gone.
+            await _unretrieved(transport._send_data(b"reconfig"))
+            await _unretrieved(ours())
+    finally:
+        loop.set_exception_handler(None)
+
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    # Only our own coroutine's error is reported, as asyncio always does.
+    assert [r.getMessage().split("\n")[0] for r in errors] == ["Task exception was never retrieved"]
+    assert "ConnectionError('a real bug')" in errors[0].getMessage()
+    assert any(r.getMessage().startswith("peer gone:") for r in caplog.records)

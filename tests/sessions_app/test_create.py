@@ -390,3 +390,27 @@ def test_concurrent_creates_never_exceed_the_open_sessions_cap(
     assert sorted(outcomes) == ["capped"] * 4 + ["created"] * 2
     assert Session.objects.filter(owner_hash=OWNER_HASH).count() == 2
     assert ClientSecret.objects.count() == 2
+
+
+def test_create_succeeds_when_the_rate_limit_cache_is_unreachable_and_says_so(
+    upstream: Any, browser: Client, settings: Any, dead_port: int, caplog: Any
+) -> None:
+    """Rate limits fail open (sessions_app.ratelimit): Redis away is a log line, never a 500."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{dead_port}/0",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+    settings.RATE_LIMIT_CREATE_PER_MINUTE = 1
+
+    with caplog.at_level(logging.WARNING, logger="sessions_app.ratelimit"):
+        first = post_json(browser, "/session", VALID)
+        second = post_json(browser, "/session", VALID)
+
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert Session.objects.count() == 2
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        "rate limit create not enforced, Redis away (failing open)"
+    ] * 2

@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.cookiejar
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -17,6 +18,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from config.devserver import RESTART_LIMIT, Child, children_check, process_exit_status
 from realtime_emulator.testing import free_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -74,6 +78,16 @@ def _wait_for_turns(
     raise AssertionError(f"transcript never reached {count} completed turns: {turns}")
 
 
+def _wait_for_log(
+    path: Path, text: str, process: subprocess.Popen[bytes], deadline_s: float
+) -> None:
+    deadline = time.monotonic() + deadline_s
+    while text not in path.read_text():
+        assert process.poll() is None, "the devserver exited early"
+        assert time.monotonic() < deadline, f"{text!r} not logged within {deadline_s} s"
+        time.sleep(0.1)
+
+
 def _port_open(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -90,6 +104,8 @@ def test_make_run_serves_the_page_the_api_and_the_sideband_and_stops_on_ctrl_c(
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
         # The emulator's synthetic call has its own secret: join its sideband with the key.
         SIDEBAND_AUTH="api_key",
+        # Beat's reconciler runs many times meanwhile: its routine runs must not be logged.
+        SIDEBAND_RECONCILE_S="0.5",
     )
     log = (tmp_path / "devserver.log").open("wb")
     process = subprocess.Popen(
@@ -129,6 +145,14 @@ def test_make_run_serves_the_page_the_api_and_the_sideband_and_stops_on_ctrl_c(
             state = json.load(response)
         with opener.open(f"{base}/static/admin/css/base.css") as response:
             static_status = response.status
+
+        # The emulator dies: the runner says so and starts it again on the same port.
+        log_path = tmp_path / "devserver.log"
+        first_pid = int(re.findall(r"emulator pid (\d+)", log_path.read_text())[0])
+        os.kill(first_pid, signal.SIGKILL)
+        _wait_for_log(log_path, "[devserver] the emulator is back", process, deadline_s=30)
+        with urllib.request.urlopen(f"{emulator}/_emulator/health", timeout=5) as response:
+            health = json.load(response)
     finally:
         process.send_signal(signal.SIGINT)
         returncode = process.wait(timeout=30)
@@ -144,10 +168,66 @@ def test_make_run_serves_the_page_the_api_and_the_sideband_and_stops_on_ctrl_c(
     assert state["status"] == "active"
     assert state["callId"] == call_id
     assert static_status == 200
+    assert health == {"ok": True}
     assert returncode == 0
     assert not _port_open(port)
     assert not _port_open(emulator_port)
     output = (tmp_path / "devserver.log").read_text()
+    assert "[devserver] the emulator stopped (killed by SIGKILL); restarting it" in output
     assert "[devserver] stopped" in output
     # Nothing failed on the way (the in-process worker logs what it cannot write or push).
     assert "Traceback" not in output
+    # Quiet: no routine beat ticks, no warning about the embedded broker or an ended call.
+    assert "calls_reconcile" not in output
+    assert "sideband-reconcile" not in output
+    assert "No hostname" not in output
+    assert "WARNING" not in output
+
+
+def _sleeper() -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+
+def test_a_dead_child_is_reported_and_restarted_until_it_keeps_dying(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    processes = [_sleeper()]
+
+    def restart() -> None:
+        processes.append(_sleeper())
+
+    child = Child("emulator", lambda: process_exit_status(processes[-1]), restart=restart)
+    try:
+        assert children_check([child], now=0.0) is None  # alive: nothing to say
+        for attempt in range(RESTART_LIMIT):
+            processes[-1].kill()
+            processes[-1].wait()
+            assert children_check([child], now=float(attempt)) is None
+            assert len(processes) == attempt + 2
+        processes[-1].kill()
+        processes[-1].wait()
+        verdict = children_check([child], now=float(RESTART_LIMIT))
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+
+    assert verdict == "the emulator keeps stopping"
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:2] == [
+        "[devserver] the emulator stopped (killed by SIGKILL); restarting it",
+        "[devserver] the emulator is back",
+    ]
+    assert lines[-1] == (
+        f"[devserver] the emulator stopped (killed by SIGKILL) {RESTART_LIMIT + 1} times within "
+        "60 s; stopping"
+    )
+
+
+def test_a_dead_thread_stops_the_runner(capsys: pytest.CaptureFixture[str]) -> None:
+    worker = Child("Celery worker", lambda: "its thread ended")
+
+    assert children_check([worker], now=0.0) == "the Celery worker stopped"
+    assert capsys.readouterr().out == (
+        "[devserver] the Celery worker stopped (its thread ended); stopping\n"
+    )

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
 import yaml
+from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.test import Client
 from django.urls import resolve
+from django.utils import timezone
 
 from sessions_app.models import Call, Session, TranscriptTurn
 from sessions_app.selectors import iso
-from sideband.push import push_seq_next
-from tests.factories import CallFactory, ClientSecretFactory, SessionFactory, TranscriptTurnFactory
+from sideband.push import push_seq_take
+from tests.factories import (
+    CallFactory,
+    ClientSecretFactory,
+    ProfileFactory,
+    SessionFactory,
+    TranscriptTurnFactory,
+)
 from tests.sessions_app.helpers import post_json
 
 pytestmark = pytest.mark.django_db
@@ -50,6 +59,7 @@ def test_session_state_shows_status_calls_and_secret_expiry(owner: Client) -> No
         "generation": 2,
         "callId": "rtc_two",
         "expiresAt": iso(newest.expires_at),
+        "capture": "starting",
         "calls": [
             {
                 "callId": first.call_id,
@@ -58,6 +68,7 @@ def test_session_state_shows_status_calls_and_secret_expiry(owner: Client) -> No
                 "attachedAt": None,
                 "endedAt": iso(first.ended_at),
                 "endReason": "superseded",
+                "capture": "ended",
             },
             {
                 "callId": "rtc_two",
@@ -66,19 +77,41 @@ def test_session_state_shows_status_calls_and_secret_expiry(owner: Client) -> No
                 "attachedAt": None,
                 "endedAt": None,
                 "endReason": None,
+                "capture": "starting",
             },
         ],
         "turnCount": 1,
+        "profile": None,
     }
     assert owner.get(f"/session/{replaced.public_id}").json()["replacedBy"] == str(
         session.public_id
     )
 
 
+def test_session_state_shows_capture_pending_for_a_call_no_worker_claimed(owner: Client) -> None:
+    # Given a live call registered longer ago than its grace, that no worker holds
+    session = SessionFactory.create(current_generation=1)
+    call = CallFactory.create(session=session, generation=1)
+    grace = dt.timedelta(seconds=django_settings.SIDEBAND_LEASE_S + 1)
+    Call.objects.filter(pk=call.pk).update(registered_at=timezone.now() - grace)
+
+    # When the page reads the session
+    body = owner.get(f"/session/{session.public_id}").json()
+
+    # Then it says capture is pending, for the session and for the call
+    assert body["capture"] == "pending"
+    assert [c["capture"] for c in body["calls"]] == ["pending"]
+
+    # And once a worker holds its lease, active
+    Call.objects.filter(pk=call.pk).update(
+        lease_owner="host:1:abc", lease_expires_at=timezone.now() + grace
+    )
+    assert owner.get(f"/session/{session.public_id}").json()["capture"] == "active"
+
+
 def test_transcript_lists_turns_in_order_with_tool_fields(owner: Client) -> None:
     session = SessionFactory.create()
-    for _ in range(7):
-        push_seq_next(session_public_id=str(session.public_id))
+    position = push_seq_take(session_public_id=str(session.public_id), count=7)
     call = CallFactory.create(session=session, generation=1)
     later = TranscriptTurnFactory.create(
         session=session, call=call, position=2048, role="assistant", text="You said: hi"
@@ -102,7 +135,7 @@ def test_transcript_lists_turns_in_order_with_tool_fields(owner: Client) -> None
     assert response.status_code == 200
     body = response.json()
     assert body["sessionId"] == str(session.public_id)
-    assert body["seq"] == 7
+    assert (body["epoch"], body["seq"]) == (position.epoch, 7)
     assert [t["itemId"] for t in body["turns"]] == [first.item_id, later.item_id, tool.item_id]
     assert body["turns"][0] == {
         "itemId": first.item_id,
@@ -112,6 +145,7 @@ def test_transcript_lists_turns_in_order_with_tool_fields(owner: Client) -> None
         "statusReason": "",
         "position": 1024,
         "callId": call.call_id,
+        "inputMode": None,
         "createdAt": iso(first.created_at),
         "updatedAt": iso(first.updated_at),
     }
@@ -123,6 +157,7 @@ def test_transcript_lists_turns_in_order_with_tool_fields(owner: Client) -> None
         "statusReason": "cancelled",
         "position": 4096,
         "callId": None,
+        "inputMode": None,
         "createdAt": iso(tool.created_at),
         "updatedAt": iso(tool.updated_at),
         "name": "lookup",
@@ -223,3 +258,55 @@ def test_openapi_schema_generates_without_warnings(tmp_path: Path) -> None:
         "in": "cookie",
         "name": "rt_client",
     }
+
+
+def test_session_state_carries_the_profile_in_force(owner: Client) -> None:
+    session = SessionFactory.create()
+    ProfileFactory.create(session=session, version=1)
+    newest = ProfileFactory.create(session=session, version=2)
+
+    body = owner.get(f"/session/{session.public_id}").json()
+
+    assert body["profile"] == {
+        "profile": newest.data,
+        "instructions": newest.instructions,
+        "version": 2,
+    }
+
+
+def test_transcript_file_downloads_markdown_and_json_with_times_and_input_mode(
+    owner: Client,
+) -> None:
+    session = SessionFactory.create()
+    typed = TranscriptTurnFactory.create(session=session, text="Typed hello", input_mode="text")
+    spoken = TranscriptTurnFactory.create(session=session, text="Spoken hi", input_mode="audio")
+    TranscriptTurnFactory.create(session=session, role="assistant", text="Hello!")
+    stem = f"transcript-{session.created_at.astimezone(dt.UTC):%Y%m%d-%H%M}-"
+    stem += str(session.public_id)[:8]
+
+    markdown = owner.get(f"/session/{session.public_id}/transcript.md")
+    document = owner.get(f"/session/{session.public_id}/transcript.json")
+
+    assert markdown.status_code == 200
+    assert markdown["Content-Disposition"] == f'attachment; filename="{stem}.md"'
+    clock = [t.created_at.astimezone(dt.UTC).strftime("%H:%M:%S") for t in (typed, spoken)]
+    assert f"**You** (typed, {clock[0]})  \nTyped hello\n" in markdown.content.decode()
+    assert f"**You** (spoken, {clock[1]})  \nSpoken hi\n" in markdown.content.decode()
+    assert document["Content-Disposition"] == f'attachment; filename="{stem}.json"'
+    body = document.json()
+    assert [(t["text"], t["inputMode"]) for t in body["turns"]] == [
+        ("Typed hello", "text"),
+        ("Spoken hi", "audio"),
+        ("Hello!", None),
+    ]
+    assert body["turns"][0]["createdAt"] == iso(typed.created_at)
+
+
+def test_transcript_file_of_another_browser_or_of_an_unknown_kind_is_404(
+    owner: Client, stranger: Client
+) -> None:
+    session = SessionFactory.create()
+
+    assert stranger.get(f"/session/{session.public_id}/transcript.md").status_code == 404
+    assert owner.get(f"/session/{session.public_id}/transcript.txt").status_code == 404
+    assert owner.get("/session/not-a-uuid/transcript.md").status_code == 400

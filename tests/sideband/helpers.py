@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import redis
+from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 
+from config.asgi import application
 from sessions_app.models import Call, Session, TranscriptTurn
 from sessions_app.services import call_register
-from tests.factories import ClientSecretFactory, SessionFactory
+from tests.factories import OWNER_CREDENTIAL, ClientSecretFactory, SessionFactory
 from tests.processes import celery_worker_argv, process_env, wait_for
 
 if TYPE_CHECKING:
@@ -37,6 +39,9 @@ WORKER_ENV = {
     "SIDEBAND_BACKOFF_BASE_S": "0.5",
     "SIDEBAND_BACKOFF_MAX_S": "2",
     "SIDEBAND_PING_S": "5",
+    # Admission by lag is not what these tests are about: a machine busy with other tests must
+    # not make a worker refuse calls (capacity is set per test: SIDEBAND_MAX_CALLS).
+    "SIDEBAND_MAX_LAG_S": "60",
 }
 
 
@@ -66,7 +71,8 @@ class Workers:
         self.running: list[Worker] = []
         self.started: list[Worker] = []
 
-    def start(self) -> Worker:
+    def start(self, **env: str) -> Worker:
+        """A new worker process; `env`: settings of its own (e.g. SIDEBAND_MAX_CALLS)."""
         name = f"sb-{uuid.uuid4().hex[:6]}"
         log = self.log_dir / f"{name}.log"
         with log.open("wb") as out:
@@ -77,7 +83,7 @@ class Workers:
                     name=f"{name}@%h",
                 ),
                 cwd=ROOT,
-                env=self.env,
+                env={**self.env, **env},
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -86,7 +92,8 @@ class Workers:
         self.started.append(worker)
         wait_for(
             lambda: " ready." in worker.log_text() or not worker.alive(),
-            timeout=30,
+            # Start-up is imports and a broker connection: seconds, more on a busy machine.
+            timeout=90,
             what=f"worker {name} to be ready",
         )
         assert worker.alive(), worker.log_text()
@@ -119,9 +126,14 @@ class Workers:
 
 
 @contextmanager
-def workers_running(*, emulator_server: EmulatorServer, log_dir: Path) -> Iterator[Workers]:
+def workers_running(
+    *, emulator_server: EmulatorServer, log_dir: Path, **env_overrides: str
+) -> Iterator[Workers]:
     """A pool of real worker processes on this run's test DB, Redis db and emulator."""
-    env = process_env(emulator_server=emulator_server, SIDEBAND_AUTH="client_secret", **WORKER_ENV)
+    env = process_env(
+        emulator_server=emulator_server,
+        **{"SIDEBAND_AUTH": "client_secret", **WORKER_ENV, **env_overrides},
+    )
     # Stale tasks of an earlier run must not reach this run's workers.
     redis.Redis.from_url(django_settings.REDIS_URL).flushdb()
     pool = Workers(env=env, log_dir=log_dir)
@@ -197,3 +209,39 @@ def turns_settled(session: Session, count: int) -> Callable[[], list[Any] | None
 
 def reply(text: str) -> str:
     return f'You said: "{text}".'
+
+
+def user_text(upstream: EmulatorServer, call: Call, text: str, *, respond: bool = True) -> str:
+    """A typed user turn and (with `respond`) its answer on the emulator call; the item's id."""
+    path = f"/_emulator/calls/{call.call_id}/user-text"
+    return str(upstream.control("POST", path, {"text": text, "respond": respond})["item_id"])
+
+
+def user_audio(upstream: EmulatorServer, call: Call, transcript: str, **extra: str) -> str:
+    """A spoken user turn on the emulator call; the user item's id."""
+    path = f"/_emulator/calls/{call.call_id}/user-audio"
+    return str(upstream.control("POST", path, {"transcript": transcript, **extra})["item_id"])
+
+
+def ended(call: Call, *, timeout: float = 10.0) -> Call:
+    """Wait until the call has ended in the database; the row, refreshed."""
+    wait_for(
+        lambda: Call.objects.filter(pk=call.pk, ended_at__isnull=False).exists(),
+        timeout=timeout,
+        what=f"{call.call_id} to end",
+    )
+    call.refresh_from_db()
+    return call
+
+
+def page_socket(session: Session) -> WebsocketCommunicator:
+    """The session's live socket as its owner's page opens it (cookie and origin)."""
+    return WebsocketCommunicator(
+        application,
+        f"/ws/session/{session.public_id}/",
+        headers=[
+            (b"origin", b"http://testserver"),
+            (b"host", b"testserver"),
+            (b"cookie", f"{django_settings.CLIENT_COOKIE_NAME}={OWNER_CREDENTIAL}".encode()),
+        ],
+    )

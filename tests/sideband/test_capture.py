@@ -176,7 +176,13 @@ def test_committed_audio_places_the_user_turn_before_its_item_is_added() -> None
     ops = run(state, [ev("input_audio_buffer.committed", previous_item_id="item_b", item_id="u2")])
 
     assert upserts(ops) == [
-        TurnUpsert(item_id="u2", role="user", previous_item_id="item_b", status="in_progress")
+        TurnUpsert(
+            item_id="u2",
+            role="user",
+            previous_item_id="item_b",
+            status="in_progress",
+            input_mode="audio",
+        )
     ]
     assert [t.item_id for t in state.turns()] == ["item_a", "item_b", "u2"]
 
@@ -219,6 +225,7 @@ def test_late_transcription_after_the_assistant_answered_fills_the_user_turn() -
             previous_item_id=None,
             text="Hello, my name is Marcelo.",
             status="completed",
+            input_mode="audio",
         )
     ]
     assert texts(state) == [
@@ -277,6 +284,7 @@ def test_failed_transcription_is_recorded_as_failed() -> None:
         text=None,
         status="failed",
         status_reason="transcription failed: DeploymentNotFound",
+        input_mode="audio",
     )
     assert texts(state) == [
         ("item_u", "user", None, "failed"),
@@ -787,6 +795,7 @@ def test_unknown_predecessor_is_reported_and_the_retrieved_item_fills_the_gap() 
             previous_item_id="item_a",
             text="lost words",
             status="completed",
+            input_mode="audio",
             next_item_id="item_d",
         )
     ]
@@ -939,6 +948,24 @@ def test_deltas_become_turn_deltas_with_the_text_so_far() -> None:
     ]
 
 
+def test_user_turns_are_marked_typed_or_spoken() -> None:
+    state = CaptureState()
+    run(
+        state,
+        [
+            added(user_text("item_t", "typed"), None),
+            *answer("item_a", "item_t", "Hi."),
+            added(user_audio("item_s", "spoken"), "item_a"),
+        ],
+    )
+
+    assert [(t.item_id, t.input_mode) for t in state.turns()] == [
+        ("item_t", "text"),
+        ("item_a", ""),
+        ("item_s", "audio"),
+    ]
+
+
 def test_a_retrieved_item_already_known_is_merged_not_moved() -> None:
     state = CaptureState()
     run(state, [added(user_audio("item_u"), None), *answer("item_a", "item_u", "Hello.")])
@@ -952,6 +979,7 @@ def test_a_retrieved_item_already_known_is_merged_not_moved() -> None:
             previous_item_id=None,
             text="Found it",
             status="completed",
+            input_mode="audio",
         )
     ]
     assert [t.item_id for t in state.turns()] == ["item_u", "item_a"]

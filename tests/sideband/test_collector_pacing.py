@@ -1,4 +1,4 @@
-"""The worker's garbage-collector pacing (sideband.owner.CollectorPacing)."""
+"""The worker's garbage-collector pacing (sideband.owner.gc_pacing.CollectorPacing)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sideband.owner import CollectorPacing
+from sideband.owner.gc_pacing import CollectorPacing
 
 
 class Node:

@@ -97,6 +97,35 @@ def test_fragments_group_into_turns_with_ids_from_the_timeline() -> None:
     )
 
 
+def test_a_live_user_turn_is_spoken_and_an_assistant_turn_has_no_input_mode() -> None:
+    state = LiveCaptureState()
+
+    run(
+        state,
+        started(),
+        said("user", "Hi", 0, 200),
+        said("assistant", " Hello", 900, 1100),
+        closed(),
+    )
+
+    assert [(t.role, t.input_mode) for t in state.turns()] == [("user", "audio"), ("assistant", "")]
+
+
+@pytest.mark.parametrize("through", ["event", "frame"])
+def test_live_text_passes_the_same_storable_rule_as_realtime(through: str) -> None:
+    state = LiveCaptureState()
+    hostile = said("user", "a\x00b\ud800c", 0, 200)
+
+    if through == "event":
+        run(state, started(), hostile, closed())
+    else:
+        run(state, started())
+        live_capture_frame(state, json.dumps(hostile))
+        run(state, closed())
+
+    assert texts(state) == [("user", "a\ufffdb\ufffdc", "completed")]
+
+
 def test_each_growth_is_a_delta_for_the_page_and_an_in_progress_record() -> None:
     state = LiveCaptureState()
 

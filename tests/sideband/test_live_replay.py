@@ -66,7 +66,7 @@ def test_live_replay_matches_expected(name: str) -> None:
     assert all(t["status"] == "completed" for t in turns)
     assert "(live)" in err
     assert "0 malformed" in err
-    assert err.rstrip().endswith("unknown: none")
+    assert err.rstrip().endswith("unknown: none; 0 refused writes")
 
 
 @pytest.mark.parametrize("name", RECORDINGS)

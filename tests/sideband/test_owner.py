@@ -17,28 +17,29 @@ import psycopg
 import pytest
 import websocket
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
-from django.conf import settings as django_settings
 from django.db import connections
 
-from config.asgi import application
+from realtime_emulator.testing import EmulatorError
 from sessions_app.models import Call, TranscriptTurn
-from sideband.owner import owner_current, owner_reset
+from sideband.owner.process import owner_current, owner_reset
 from sideband.tasks import call_own, calls_reconcile
 from sideband.transcript import connect_params
-from tests.factories import OWNER_CREDENTIAL
 from tests.sideband.helpers import (
     Worker,
     Workers,
     attached,
     call_start,
     emulator_call,
+    ended,
+    page_socket,
     reply,
     session_new,
     sidebands,
     synthetic_call,
     turns,
     turns_settled,
+    user_audio,
+    user_text,
     wait_for,
 )
 
@@ -46,26 +47,6 @@ if TYPE_CHECKING:
     from realtime_emulator.testing import EmulatorServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def user_text(upstream: EmulatorServer, call: Call, text: str) -> str:
-    path = f"/_emulator/calls/{call.call_id}/user-text"
-    return str(upstream.control("POST", path, {"text": text})["item_id"])
-
-
-def user_audio(upstream: EmulatorServer, call: Call, transcript: str, **extra: str) -> str:
-    path = f"/_emulator/calls/{call.call_id}/user-audio"
-    return str(upstream.control("POST", path, {"transcript": transcript, **extra})["item_id"])
-
-
-def ended(call: Call, *, timeout: float = 10.0) -> Call:
-    wait_for(
-        lambda: Call.objects.filter(pk=call.pk, ended_at__isnull=False).exists(),
-        timeout=timeout,
-        what=f"{call.call_id} to end",
-    )
-    call.refresh_from_db()
-    return call
 
 
 def test_text_turn_is_captured(worker: Worker, upstream: EmulatorServer) -> None:
@@ -251,7 +232,13 @@ def test_old_call_events_after_handover_are_not_written(
     new = attached(upstream, call_start(session, synthetic_call(upstream), kind="renew"))
     wait_for(lambda: sidebands(upstream, old.call_id) == 0, timeout=5, what="old socket closed")
 
-    user_text(upstream, old, "too late")  # the old call is still alive upstream
+    # The old call is hung up upstream: nothing more can be said on it.
+    wait_for(
+        lambda: emulator_call(upstream, old.call_id)["status"] == "ended",
+        what="the old call to be hung up upstream",
+    )
+    with pytest.raises(EmulatorError):
+        user_text(upstream, old, "too late")
     user_text(upstream, new, "on the new call")
 
     assert wait_for(turns_settled(session, 2)) == [
@@ -332,8 +319,9 @@ def test_dropped_socket_recovers_a_missed_item(worker: Worker, upstream: Emulato
 def test_a_two_item_gap_recovers_only_the_newest_item(
     worker: Worker, upstream: EmulatorServer
 ) -> None:
-    """The GA `conversation.item.retrieved` carries no previous_item_id, so the walk back
-    stops after one item: of a missed question and its answer only the answer comes back."""
+    """The GA `conversation.item.retrieved` carries no previous_item_id, so without the page's
+    hints (test_gap_fill.py) the walk back stops after one item: of a missed question and its
+    answer only the answer comes back."""
     session = session_new()
     call = attached(upstream, call_start(session, synthetic_call(upstream)))
     user_text(upstream, call, "first")
@@ -461,14 +449,7 @@ async def test_the_page_sees_turns_and_deltas_live_then_the_call_end(
     synthetic = await sync_to_async(synthetic_call)(upstream)
     call = await sync_to_async(call_start)(session, synthetic)
     await sync_to_async(attached)(upstream, call)
-    communicator = WebsocketCommunicator(
-        application,
-        f"/ws/session/{session.public_id}/",
-        headers=[
-            (b"origin", b"http://testserver"),
-            (b"cookie", f"{django_settings.CLIENT_COOKIE_NAME}={OWNER_CREDENTIAL}".encode()),
-        ],
-    )
+    communicator = page_socket(session)
     try:
         assert (await communicator.connect())[0] is True
         snapshot = await communicator.receive_json_from(timeout=5)
@@ -488,8 +469,11 @@ async def test_the_page_sees_turns_and_deltas_live_then_the_call_end(
         await communicator.disconnect()
         await sync_to_async(connections.close_all)()
 
-    assert snapshot == {"type": "snapshot", "seq": 0, "turns": []}
-    assert [m["seq"] for m in messages] == list(range(1, len(messages) + 1))
+    epoch = snapshot["epoch"]
+    assert snapshot == {"type": "snapshot", "seq": 0, "epoch": epoch, "turns": []}
+    assert [(m["epoch"], m["seq"]) for m in messages] == [
+        (epoch, n) for n in range(1, len(messages) + 1)
+    ]
     deltas = [m for m in messages if m["type"] == "delta" and m["role"] == "assistant"]
     assert deltas[-1]["text"] == reply("live please")
     assert "".join(d["delta"] for d in deltas) == reply("live please")
@@ -501,6 +485,7 @@ async def test_the_page_sees_turns_and_deltas_live_then_the_call_end(
     assert messages[-1] == {
         "type": "call.ended",
         "seq": len(messages),
+        "epoch": epoch,
         "callId": call.call_id,
         "reason": "hangup",
         "message": "sideband closed: hangup",

@@ -6,6 +6,11 @@ exactly the code the sideband worker runs (`capture_frame` or `live_capture_fram
 fenced `turns_apply`) into a new session, and the session's turns are printed as a JSON list
 in conversation order, in the shape of the reference corpus's EXPECTED.json (Live turns add
 their `start_ms`/`end_ms` on the session's timeline).
+
+Any file replays: a line that is not UTF-8 or not an event is skipped and counted as malformed
+(as the worker skips such a frame), text Postgres cannot store is replaced by the capture's
+rule (sideband.capture.storable, for both APIs), and a line whose records the database still
+refuses costs only those records.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from sideband.live_capture import (
     live_capture_frame,
 )
 from sideband.live_capture.handlers import HANDLERS as LIVE_HANDLERS
-from sideband.transcript import turns_apply
+from sideband.transcript import Refused, turns_apply
 
 REALTIME = "realtime"
 LIVE = "live"
@@ -48,7 +53,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         path: Path = options["path"]
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            # Bytes: each line is decoded by the capture, like a frame, so one line that is
+            # not UTF-8 is one malformed frame, not a failed replay.
+            lines = path.read_bytes().splitlines()
         except OSError as exc:
             raise CommandError(f"cannot read {path}: {exc.strerror}") from exc
 
@@ -66,17 +73,13 @@ class Command(BaseCommand):
             self._replay_live(call, lines)
             return
         state = CaptureState(transcription_expected=session.transcription_enabled)
-        missing = 0
+        missing = refused = 0
         for line in lines:
             if not line.strip():
                 continue
             ops = capture_frame(state, line)
-            turns_apply(call=call, ops=ops)
-            for op in ops:
-                if isinstance(op, ItemMissing):
-                    missing += 1  # a recording cannot answer a retrieve
-                elif isinstance(op, CallEnded):
-                    self.stderr.write(f"call ended upstream: {op.reason}")
+            refused += self._apply(call, ops)
+            missing += sum(isinstance(op, ItemMissing) for op in ops)  # a log cannot answer
 
         turns = TranscriptTurn.objects.filter(session=session).order_by("position")
         self.stdout.write(
@@ -86,16 +89,17 @@ class Command(BaseCommand):
         self.stderr.write(
             f"session {session.public_id}: {state.events} events, "
             f"{state.malformed_frames} malformed, {missing} missing items, "
-            f"unknown: {unknown or 'none'}"
+            f"unknown: {unknown or 'none'}; {refused} refused writes"
         )
 
-    def _replay_live(self, call: Call, lines: list[str]) -> None:
+    def _replay_live(self, call: Call, lines: list[bytes]) -> None:
         state = LiveCaptureState()
+        refused = 0
         for line in lines:
             if line.strip():
-                self._apply(call, live_capture_frame(state, line))
+                refused += self._apply(call, live_capture_frame(state, line))
         # A log that stops without session.closed closes its open turns, as the SDK's close().
-        self._apply(call, live_capture_finish(state))
+        refused += self._apply(call, live_capture_finish(state))
         turns = TranscriptTurn.objects.filter(session=call.session).order_by("position")
         out = []
         for turn in turns:
@@ -106,22 +110,30 @@ class Command(BaseCommand):
         self.stderr.write(
             f"session {call.session.public_id} (live): {state.events} events, "
             f"{state.malformed_frames} malformed, closed: {state.closed_reason or 'no'}, "
-            f"unknown: {unknown or 'none'}"
+            f"unknown: {unknown or 'none'}; {refused} refused writes"
         )
 
-    def _apply(self, call: Call, ops: list[Op]) -> None:
-        turns_apply(call=call, ops=ops)
+    def _apply(self, call: Call, ops: list[Op]) -> int:
+        """Write one line's records; 1 when the database refused them (only those), else 0."""
         for op in ops:
             if isinstance(op, CallEnded):
                 self.stderr.write(f"call ended upstream: {op.reason}")
+        try:
+            turns_apply(call=call, ops=ops)
+        except Refused as exc:
+            self.stderr.write(f"records refused by the database: {exc.cause!r}")
+            return 1
+        return 0
 
 
-def log_api(lines: list[str]) -> str:
+def log_api(lines: list[bytes]) -> str:
     """The API a log was recorded from: its first event type that only one API has."""
     for line in lines:
         try:
             event_type = json.loads(line).get("type")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, TypeError, RecursionError):
+            continue
+        if not isinstance(event_type, str):
             continue
         if event_type in LIVE_HANDLERS and event_type not in REALTIME_HANDLERS:
             return LIVE
