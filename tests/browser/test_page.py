@@ -329,6 +329,8 @@ def test_refresh_with_memory_shows_what_was_carried(
     page.get_by_text("Model and voice").click()  # the options fold away once a session runs
     page.get_by_label("Start from what I said in earlier sessions").check()
     page.get_by_role("button", name="Refresh").click()
+    dialog = page.get_by_role("dialog", name="Start a new conversation?")
+    dialog.get_by_role("button", name="Start new conversation").click()
     expect(page.locator("body")).not_to_have_attribute("data-session-id", first)
     wait_ready(page)
 
