@@ -36,19 +36,22 @@ def _worker_named(sender: Any, **_: Any) -> None:
     _worker_name = sender.hostname
 
 
-def _queue_consuming(admitting: bool) -> None:
-    """Stop (or resume) this worker's consumption of the sideband queue: while it refuses
-    claims, the calls wait in the queue for another worker instead of bouncing off this one."""
+def _queue_consuming(consuming: bool) -> bool:
+    """Resume (or stop) this worker's consumption of the sideband queue: while it refuses
+    claims, the calls wait in the queue for another worker instead of bouncing off this one.
+    Sent by the owner's lease thread only (see sideband.owner.lease); False: not sent (the
+    worker is not ready yet)."""
     if _worker_name is None:
-        return
+        return False
     control = current_app.control
-    switch = control.add_consumer if admitting else control.cancel_consumer
+    switch = control.add_consumer if consuming else control.cancel_consumer
     switch(settings.SIDEBAND_QUEUE, destination=[_worker_name], reply=False)
+    return True
 
 
 def _owner() -> SidebandOwner:
     owner = owner_get()
-    owner.on_admitting_change = _queue_consuming
+    owner.consumer_switch = _queue_consuming
     return owner
 
 
