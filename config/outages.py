@@ -10,11 +10,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import kombu.exceptions
 import redis
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,18 @@ def outage_line(exc: BaseException) -> str:
     """The first line of an outage's error, for a one-line log (driver errors span several)."""
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
+
+
+@contextmanager
+def periodic_tick(what: str) -> Iterator[None]:
+    """A beat task's run: Postgres away is one line (the next tick tries again), never a
+    traceback; the thread keeps no connection between runs either way."""
+    try:
+        yield
+    except DATABASE_AWAY as exc:
+        logger.warning("%s skipped, database away: %s", what, outage_line(exc))
+    finally:
+        connection.close()
 
 
 class DatabaseAwayMiddleware:

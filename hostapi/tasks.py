@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from config.outages import periodic_tick
 from hostapi.retention import retention_purge as _retention_purge
 from hostapi.webhooks import webhook_attempt
 from hostapi.webhooks import webhooks_scan as _webhooks_scan
@@ -20,9 +21,11 @@ def webhook_deliver(delivery_id: int, attempt: int) -> None:
 
 @shared_task(name="hostapi.tasks.webhooks_scan", ignore_result=True, time_limit=120)
 def webhooks_scan() -> None:
-    _webhooks_scan()
+    with periodic_tick("webhooks scan"):
+        _webhooks_scan()
 
 
 @shared_task(name="hostapi.tasks.retention_purge", ignore_result=True, time_limit=3000)
 def retention_purge() -> None:
-    _retention_purge()
+    with periodic_tick("retention purge"):
+        _retention_purge()

@@ -16,7 +16,7 @@ from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import connection
 
-from config.outages import BROKER_AWAY, DATABASE_AWAY, outage_line
+from config.outages import BROKER_AWAY, DATABASE_AWAY, outage_line, periodic_tick
 from sessions_app import upstream
 from sessions_app.models import Call, Session
 from sessions_app.services import sessions_close_idle
@@ -38,19 +38,22 @@ def _worker_named(sender: Any, **_: Any) -> None:
     _worker_name = sender.hostname
 
 
-def _queue_consuming(admitting: bool) -> None:
-    """Stop (or resume) this worker's consumption of the sideband queue: while it refuses
-    claims, the calls wait in the queue for another worker instead of bouncing off this one."""
+def _queue_consuming(consuming: bool) -> bool:
+    """Resume (or stop) this worker's consumption of the sideband queue: while it refuses
+    claims, the calls wait in the queue for another worker instead of bouncing off this one.
+    Sent by the owner's lease thread only (see sideband.owner.lease); False: not sent (the
+    worker is not ready yet)."""
     if _worker_name is None:
-        return
+        return False
     control = current_app.control
-    switch = control.add_consumer if admitting else control.cancel_consumer
+    switch = control.add_consumer if consuming else control.cancel_consumer
     switch(settings.SIDEBAND_QUEUE, destination=[_worker_name], reply=False)
+    return True
 
 
 def _owner() -> SidebandOwner:
     owner = owner_get()
-    owner.on_admitting_change = _queue_consuming
+    owner.consumer_switch = _queue_consuming
     return owner
 
 
@@ -110,13 +113,9 @@ def calls_reconcile() -> int:
     """Celery beat: re-dispatch live calls whose owner went silent (lease expired).
 
     Postgres away: one line, and the next tick (SIDEBAND_RECONCILE_S) tries again."""
-    try:
+    dispatches: list[services.Dispatch] = []
+    with periodic_tick("reconcile"):
         dispatches = services.calls_reconcile()
-    except DATABASE_AWAY as exc:
-        logger.warning("reconcile skipped, database away: %s", outage_line(exc))
-        return 0
-    finally:
-        connection.close()
     for item in dispatches:
         if item.unclaimed:
             logger.warning("reconcile: call unclaimed past its grace call=%s", item.call_id)
@@ -150,16 +149,18 @@ def call_hangup(call_id: str) -> bool:
 @shared_task(name="sideband.tasks.sessions_close_idle", ignore_result=True, time_limit=60)
 def sessions_close_idle_task() -> int:
     """Celery beat: close the sessions nobody has used for SESSION_IDLE_CLOSE_S."""
-    closed = sessions_close_idle()
-    connection.close()
+    closed = 0
+    with periodic_tick("idle sessions close"):
+        closed = sessions_close_idle()
     return closed
 
 
 @shared_task(name="sideband.tasks.turns_close_out", ignore_result=True, time_limit=60)
 def turns_close_out() -> int:
     """Celery beat: spoken turns of ended calls that never got their transcript."""
-    closed = services.turns_close_out()
-    connection.close()
+    closed = 0
+    with periodic_tick("turns close-out"):
+        closed = services.turns_close_out()
     return closed
 
 

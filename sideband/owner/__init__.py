@@ -22,7 +22,9 @@ placed between two turns, call ends, embedded mode's SQLite), and one **lease th
 (`lease`): every SIDEBAND_POLL_S one query tells which calls the process still owns (a newer
 generation, an ended call or a lost lease closes the socket within ~1 s), every
 SIDEBAND_HEARTBEAT_S one UPDATE extends every held lease, the garbage collector is paced
-(`gc_pacing`), admission is checked and the figures exported (`stats`).
+(`gc_pacing`), admission is checked and the figures exported (`stats`). It alone switches
+the worker's consumption of the queue (`add_consumer` / `cancel_consumer`), re-sent every few
+seconds so a lost control message heals.
 
 Recovery never relies on broker redelivery: a dead owner's leases expire and the reconciler
 (`sideband.tasks.calls_reconcile`) dispatches the calls again.

@@ -45,3 +45,20 @@ def claim_refusal(health: Health, *, resuming: bool = False) -> str | None:
     if health.oldest_unwritten_s > max_lag_s:
         return "write_lag"
     return None
+
+
+# The lease thread sends the queue-consumer switch again this often even when nothing changed:
+# a control message lost or overtaken then costs at most this long.
+CONSUMER_REAPPLY_S = 5.0
+
+
+def consumer_switch_due(
+    *, admitting: bool, applied: bool | None, applied_age_s: float
+) -> bool | None:
+    """The queue-consumer switch to send now: True (consume), False (stop consuming) or None
+    (nothing). `admitting` is the wanted state, `applied` the one last sent (None: never sent),
+    `applied_age_s` how long ago it was sent. A change is sent at once; an unchanged state is
+    sent again every CONSUMER_REAPPLY_S (both switches are idempotent in the worker)."""
+    if applied is None or applied != admitting or applied_age_s >= CONSUMER_REAPPLY_S:
+        return admitting
+    return None

@@ -48,10 +48,13 @@ class SidebandOwner:
         self.metrics_port: int | None = None
         self.loop_lag_s = 0.0
         self.least_peer_held: int | None = None  # the least loaded other process (stats)
-        # Admission: False while this process claims no new call; the callback (set by
-        # sideband.tasks) tells the Celery worker to stop or resume consuming the queue.
+        # Admission: False while this process claims no new call. Any thread may change it; only
+        # the lease thread acts on it, through `consumer_switch` (set by sideband.tasks: tells the
+        # Celery worker to stop or resume consuming the queue; False when it could not send).
         self.admitting = True
-        self.on_admitting_change: Callable[[bool], None] | None = None
+        self.consumer_switch: Callable[[bool], bool] | None = None
+        # Set when `admitting` changes: wakes the lease thread to send the switch at once.
+        self.admission_changed = threading.Event()
         self._conns: dict[str, CallConnection] = {}
         self._lock = threading.Lock()
         self._closing = False
@@ -120,7 +123,7 @@ class SidebandOwner:
     def claim_refusal(self) -> str | None:
         """Why this process must not claim a call now (see sideband.owner.admission), or None.
         A refusal is counted and stops the process claiming until `admission_check` finds it
-        healthy again."""
+        healthy again (the lease thread stops the queue consumer, see `consumer_apply`)."""
         reason = claim_refusal(self.health(), resuming=not self.admitting)
         if reason is not None:
             self.stats.refused[reason] += 1
@@ -141,11 +144,7 @@ class SidebandOwner:
             logger.info("sideband owner %s claims calls again", self.owner_id)
         else:
             logger.warning("sideband owner %s stops claiming calls: %s", self.owner_id, reason)
-        if self.on_admitting_change is not None:
-            try:
-                self.on_admitting_change(admitting)
-            except Exception:
-                logger.exception("sideband: could not switch the queue consumer")
+        self.admission_changed.set()
 
     def events(self) -> int:
         """Server events read by every call this process held."""
@@ -231,6 +230,7 @@ class SidebandOwner:
         self._writers.stop(deadline=deadline)
         self._orm.shutdown()
         self._stopped.set()
+        self.admission_changed.set()  # wakes the lease thread to see `_stopped`
         with contextlib.suppress(Exception):  # Redis away: the entry goes stale by itself
             peers_leave(self)
         released: list[tuple[str, int]] = []
