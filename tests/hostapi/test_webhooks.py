@@ -125,9 +125,10 @@ def test_a_receiver_outage_is_retried_until_it_is_back(worker, receiver):
 
     webhooks_scan()
     delivery = WebhookDelivery.objects.get(endpoint=endpoint)
+    # `attempts` counts claims: at 2 the first attempt has failed and a retry is claimed.
     wait_for(
         lambda: WebhookDelivery.objects.filter(pk=delivery.pk, attempts__gte=2).exists(),
-        what="two failed attempts",
+        what="a failed attempt and its retry",
     )
     failed = WebhookDelivery.objects.get(pk=delivery.pk)
     assert failed.status == "pending"
@@ -142,7 +143,9 @@ def test_a_receiver_outage_is_retried_until_it_is_back(worker, receiver):
         lambda: WebhookDelivery.objects.filter(pk=delivery.pk, status="delivered").first(),
         what="the delivery marked delivered",
     )
-    assert done.attempts >= 3
+    # Refused at least once, delivered by a later attempt (the retry claimed above may be the
+    # one that meets the receiver back: how many attempts that takes is a race, not a contract).
+    assert done.attempts >= 2
     assert done.last_status_code == 204
 
 
