@@ -69,6 +69,33 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` has used: CPU time is what a noisy machine
+    changes least, so the cost per event is compared by it."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def services_cpu_s() -> float:
+    """CPU seconds used so far by every Postgres and Redis server process of the machine."""
+    used = 0.0
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                comm = (proc / "comm").read_text().strip()
+                if comm.startswith(("postgres", "redis-server")):
+                    used += cpu_s(int(proc.name))
+            except (OSError, ValueError):  # the process ended
+                continue
+    return used
+
+
+def machine_cpu_s(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds used so far by each named process, and by Postgres plus Redis."""
+    return {**{name: cpu_s(pid) for name, pid in pids.items()}, "postgres+redis": services_cpu_s()}
+
+
 # --- The bare readers (a subprocess): the ceiling -----------------------------------------------
 
 
@@ -266,6 +293,7 @@ class Sampler:
         self.redis = redis_client
         self.oldest_unwritten_ms: dict[int, float] = {}
         self.loop_lag_ms: dict[int, float] = {}
+        self.loop_lag_series: dict[int, list[float]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -286,6 +314,7 @@ class Sampler:
                     (self.loop_lag_ms, "loop_lag_ms"),
                 ):
                     sink[pid] = max(sink.get(pid, 0.0), float(f.get(key) or 0))
+                self.loop_lag_series.setdefault(pid, []).append(float(f.get("loop_lag_ms") or 0))
 
 
 def main() -> None:
@@ -516,9 +545,19 @@ def main() -> None:
                 time.sleep(2 * args.turn_interval)  # the taken-over calls' turns under way
             log("measuring")
             s0, r0, t0 = workers_stats(redis_client), readers_status(), time.time()
+            cpu0 = {w.pid: cpu_s(w.pid) for w in workers}
+            assert emulator.process is not None
+            others = {
+                "emulator": emulator.process.pid,
+                "bare_readers": readers.pid,
+                "bench (listener)": os.getpid(),
+            }
+            machine0 = machine_cpu_s(others)
             with Sampler(redis_client) as sampler:
                 time.sleep(args.duration)
             s1, r1, t1 = workers_stats(redis_client), readers_status(), time.time()
+            cpu1 = {w.pid: cpu_s(w.pid) for w in workers}
+            machine1 = machine_cpu_s(others)
             window_start, window_end = t0, t1
             peak_rss = {w.pid: rss_mb(w.pid) for w in workers}
             # Let the last turns of the window commit and push.
@@ -578,6 +617,9 @@ def main() -> None:
     processes = []
     for worker in workers:
         a, b = worker.stats(s0), worker.stats(s1)
+        events = (b.get("events") or 0) - (a.get("events") or 0)
+        cpu = cpu1[worker.pid] - cpu0[worker.pid]
+        lags = sampler.loop_lag_series.get(worker.pid, [])
         processes.append(
             {
                 "pid": worker.pid,
@@ -587,9 +629,16 @@ def main() -> None:
                 "p99_push_send_ms": b.get("p99_push_send_ms"),
                 "oldest_unwritten_max_ms": sampler.oldest_unwritten_ms.get(worker.pid),
                 "loop_lag_max_ms": sampler.loop_lag_ms.get(worker.pid),
+                "loop_lag_p50_ms": percentile(lags, 50) if lags else None,
+                "cpu_s": round(cpu, 1),
+                "cpu_ms_per_1k_events": round(cpu * 1e6 / events, 1) if events else None,
                 "refused": b.get("refused"),
                 "write_batches": (b.get("batches") or 0) - (a.get("batches") or 0),
                 "write_busy_s": round((b.get("write_s") or 0) - (a.get("write_s") or 0), 1),
+                "orm_fallbacks": (b.get("orm_fallbacks") or 0) - (a.get("orm_fallbacks") or 0),
+                "orm_fallback_s": round(
+                    (b.get("orm_fallback_s") or 0) - (a.get("orm_fallback_s") or 0), 1
+                ),
                 "rss_mb": round(peak_rss[worker.pid], 1),
                 "reconnects": b.get("reconnects"),
             }
@@ -613,6 +662,10 @@ def main() -> None:
         "push_failed": total(s1, "push_failed"),
         "listener_errors": listener.errors,
         "processes": processes,
+        # Cores used by each part of the run over the window (the workers: `processes`).
+        "cores_used": {
+            name: round((machine1[name] - machine0[name]) / span, 2) for name in machine0
+        },
     }
     if overload:
         p0, p1 = overload["phase1_window"]

@@ -327,6 +327,11 @@ SIDEBAND_WRITE_BATCH = env_int("SIDEBAND_WRITE_BATCH", 200, minimum=1)
 # Garbage collection in a worker process: a full collection this often, survivors frozen
 # between them (sideband.owner.gc_pacing.CollectorPacing); 0 leaves Python's collector as it is.
 SIDEBAND_GC_FULL_S = env_float("SIDEBAND_GC_FULL_S", 300.0, minimum=0.0)
+# How long a thread of a worker process may hold the GIL while another waits for it
+# (sys.setswitchinterval; Python's default is 5 ms). The sockets' loop and the writers' loop
+# are two threads: each writer round trip waits up to this long for the busy sockets' thread
+# (docs/sideband.md, "Writes never starve").
+SIDEBAND_SWITCH_INTERVAL_S = env_float("SIDEBAND_SWITCH_INTERVAL_S", 0.0005, minimum=0.0001)
 SIDEBAND_PING_S = env_float("SIDEBAND_PING_S", 20.0, minimum=0.1)  # idle socket -> ping
 SIDEBAND_CONNECT_TIMEOUT_S = env_float("SIDEBAND_CONNECT_TIMEOUT_S", 10.0, minimum=0.1)
 SIDEBAND_BACKOFF_BASE_S = env_float("SIDEBAND_BACKOFF_BASE_S", 0.25, minimum=0.01)

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -90,6 +91,8 @@ class SidebandOwner:
         if self._started:
             return
         self._started = True
+        # Process-wide: this process's threads (sockets, writers) hand the GIL over sooner.
+        sys.setswitchinterval(settings.SIDEBAND_SWITCH_INTERVAL_S)
         self._io_thread.start()
         if self._writers_loop is not self.io:
             self._writers_thread.start()

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import sys
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
@@ -40,6 +41,9 @@ class Stats:
         self.batches = 0
         self.batch_calls = 0
         self.write_s = 0.0
+        # Calls of a batch written turn by turn by the ORM thread (placement needed queries).
+        self.orm_fallbacks = 0
+        self.orm_fallback_s = 0.0
         self.reconnects = 0
         self.fenced = 0
         self.refused: Counter[str] = Counter()  # claims refused, by reason (admission)
@@ -214,6 +218,7 @@ def stats_export(owner: SidebandOwner) -> None:
         "metrics_port": owner.metrics_port,
         "connections": health.calls_held,
         "admitting": owner.admitting,
+        "switch_interval_s": sys.getswitchinterval(),
         "refused": dict(stats.refused),
         "loop_lag_ms": round(health.loop_lag_s * 1000, 1),
         "oldest_unwritten_ms": round(health.oldest_unwritten_s * 1000, 1),
@@ -222,6 +227,8 @@ def stats_export(owner: SidebandOwner) -> None:
         "batches": stats.batches,
         "batch_calls": stats.batch_calls,
         "write_s": round(stats.write_s, 3),
+        "orm_fallbacks": stats.orm_fallbacks,
+        "orm_fallback_s": round(stats.orm_fallback_s, 3),
         "reconnects": stats.reconnects,
         "fenced": stats.fenced,
         "pushed": owner.pusher.sent,

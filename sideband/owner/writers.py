@@ -273,9 +273,12 @@ class Writers:
         outcomes: list[Outcome] = []
         for write, batch_outcome in zip(writes, batched, strict=True):
             if batch_outcome is None:
+                t_fb = time.monotonic()
                 (outcome,) = await self._orm.call(
                     functools.partial(turns_apply_batch, writes=[write])
                 )
+                self._stats.orm_fallbacks += 1
+                self._stats.orm_fallback_s += time.monotonic() - t_fb
                 outcomes.append(outcome)
             else:
                 outcomes.append(batch_outcome)

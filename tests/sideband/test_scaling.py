@@ -3,6 +3,7 @@ taken over, the metrics endpoint. Real worker processes, the emulator, Postgres 
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import time
@@ -170,7 +171,9 @@ def test_the_metrics_endpoint_serves_the_named_series(
     own_workers: Workers, upstream: EmulatorServer
 ) -> None:
     port = free_port()
-    own_workers.start(SIDEBAND_METRICS_PORT=str(port), SIDEBAND_MAX_CALLS="5")
+    own_workers.start(
+        SIDEBAND_METRICS_PORT=str(port), SIDEBAND_MAX_CALLS="5", SIDEBAND_SWITCH_INTERVAL_S="0.002"
+    )
     ((session, call),) = calls_started(upstream, 1)
     attached(upstream, call)
     user_text(upstream, call, "measured")
@@ -207,3 +210,12 @@ def test_the_metrics_endpoint_serves_the_named_series(
     assert "sideband_max_calls 5.0" in text
     assert "sideband_admitting 1.0" in text
     assert 'sideband_claims_refused_total{reason="capacity"} 0.0' in text
+    # The process hands the GIL between its threads at the configured interval.
+    client = redis.Redis.from_url(django_settings.REDIS_URL)
+    (worker,) = own_workers.started
+    (exported,) = [
+        figures
+        for raw in client.mget(client.keys("sideband:stats:*"))
+        if raw and (figures := json.loads(raw))["pid"] == worker.pid
+    ]
+    assert exported["switch_interval_s"] == pytest.approx(0.002)
