@@ -38,6 +38,14 @@ def upstream(emulator_server: EmulatorServer, settings: SettingsWrapper) -> Emul
 
 
 @pytest.fixture
+def host_tokens(settings: SettingsWrapper) -> None:
+    """The server trusts the host backend's tokens of tests.host_users (`host_token`)."""
+    from tests.host_users import host_tokens_trusted
+
+    host_tokens_trusted(settings)
+
+
+@pytest.fixture
 def peers() -> Iterator[Peers]:
     """Browser peers (aiortc) for real WebRTC calls with a minted client secret."""
     from realtime_emulator.webrtc import include_loopback_candidates

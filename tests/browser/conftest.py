@@ -12,11 +12,11 @@ use `django_db(transaction=True)`: what the browser writes is committed and visi
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import struct
 import subprocess
-import time
 import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -162,7 +162,7 @@ def _calls_hang_up(upstream: EmulatorServer) -> None:
 
 def _database_quiet() -> bool:
     """No other connection is inside a statement or transaction on the test database, so the
-    flush after the test (TRUNCATE) does not deadlock with the worker recording call ends."""
+    flush after the test (TRUNCATE) does not deadlock with a request still being answered."""
     from django.db import connection
 
     with connection.cursor() as cursor:
@@ -174,7 +174,33 @@ def _database_quiet() -> bool:
     return busy is not None and busy[0] == 0
 
 
-def _quiet_after_hang_up() -> None:
+def _worker_let_go(worker_pid: int) -> bool:
+    """The worker's figures (sideband.owner.stats, published in Redis every SIDEBAND_POLL_S)
+    taken after the last call's end show no call held and nothing left to write: that end and
+    every write queued before it have committed, and no socket remains to write more."""
+    import redis
+    from django.conf import settings
+    from django.db.models import Max
+
+    from sessions_app.models import Call
+
+    last_end = Call.objects.aggregate(last=Max("ended_at"))["last"]
+    if last_end is None:
+        return True  # no call, nothing the worker could still write
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        keys = client.keys("sideband:stats:*")
+        published = [json.loads(raw) for raw in client.mget(keys) if raw] if keys else []
+    finally:
+        client.close()
+    figures = [f for f in published if f["pid"] == worker_pid]
+    return any(
+        f["at"] > last_end.timestamp() and f["connections"] == 0 and not f["oldest_unwritten_ms"]
+        for f in figures
+    )
+
+
+def _quiet_after_hang_up(worker_pid: int) -> None:
     from sessions_app.models import Call
 
     wait_for(
@@ -183,18 +209,15 @@ def _quiet_after_hang_up() -> None:
         what="the worker to record every call's end",
     )
     wait_for(
-        _database_quiet_twice,
+        lambda: _worker_let_go(worker_pid),
+        timeout=15,
+        what="the worker to hold no call and have nothing left to write",
+    )
+    wait_for(
+        _database_quiet,
         timeout=15,
         what="the other connections to the test database to go idle",
     )
-
-
-def _database_quiet_twice() -> bool:
-    """Quiet, and still quiet a moment later: the worker's last writes have committed."""
-    if not _database_quiet():
-        return False
-    time.sleep(0.2)
-    return _database_quiet()
 
 
 @pytest.fixture(scope="module")
@@ -272,6 +295,6 @@ def launch_page(
                 page.close()  # the page hangs up on `pagehide`
         browser.close()
     _calls_hang_up(upstream)
-    _quiet_after_hang_up()
+    _quiet_after_hang_up(celery_worker.pid)
     with (LOGS / "console.log").open("a") as out:
         out.write(f"--- {request.node.name}\n" + "".join(f"{line}\n" for line in console))

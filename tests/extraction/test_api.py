@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ from django.test import Client
 from extraction.models import ExtractionRun
 from sessions_app.models import Profile
 from tests.extraction.conftest import conversation_write, owner_client, session_new
+from tests.processes import wait_for
 
 INTRO = [
     ("user", "Hello. My name is Ada."),
@@ -186,12 +186,12 @@ def test_past_the_wait_bound_the_answer_is_202_and_the_status_url_gives_the_prof
         "status": "pending",
         "statusUrl": f"/extract-profile/{run.public_id}",
     }
-    deadline = time.monotonic() + 10
-    while True:
+
+    def finished() -> dict[str, Any] | None:
         status = browser.get(response.json()["statusUrl"]).json()
-        if status["status"] != "pending" or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+        return status if status["status"] != "pending" else None
+
+    status = wait_for(finished, timeout=10, what="the extraction run to finish")
     assert status["status"] == "succeeded"
     assert status["version"] == 1
     assert status["profile"]["name"]["value"] == "Ada"

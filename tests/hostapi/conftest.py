@@ -1,65 +1,33 @@
-"""Fixtures of the host-app tests: host tokens, API keys, a real webhook receiver on
-127.0.0.1, and this package's own pool of real worker processes (sideband + default queues:
-the sideband captures calls, the default queue delivers webhooks and runs extractions)."""
+"""Fixtures of the host-app tests: host tokens trusted (tests.host_users), API keys, a real
+webhook receiver on 127.0.0.1, and this package's own pool of real worker processes (sideband +
+default queues: the sideband captures calls, the default queue delivers webhooks and runs
+extractions)."""
 
 from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-import jwt
 import pytest
 from django.test import Client
 
 from hostapi.keys import api_key_create
-from sessions_app.identity import subject_owner_hash
-from sessions_app.models import Profile, Session
-from tests.factories import ProfileFactory, SessionFactory
 from tests.sessions_app.conftest import _own_rate_limit_counters  # noqa: F401 - autouse fixture
 from tests.sideband.helpers import Worker, Workers, workers_running
 
 if TYPE_CHECKING:
     from realtime_emulator.testing import EmulatorServer
 
-HOST_SECRET = "host-backend-signing-secret-0123456789abcdef"
-AUDIENCE = "realtime-transcript"
-
 
 @pytest.fixture(autouse=True)
-def _host_tokens(settings: Any) -> None:
-    settings.HOST_TOKEN_SECRET = HOST_SECRET
-    settings.HOST_TOKEN_PUBLIC_KEY = ""
-    settings.HOST_TOKEN_AUDIENCE = AUDIENCE
-    settings.HOST_TOKEN_ISSUER = ""
+def _host_app(host_tokens: None, settings: Any) -> None:
+    """The host's tokens are trusted; webhook scans run at once."""
     # The tests scan in-process after every write they wait for has committed.
     settings.WEBHOOK_SCAN_SETTLE_S = 0.0
-
-
-def host_token(subject: str, *, ttl: int = 300, key: str = HOST_SECRET, **claims: Any) -> str:
-    """What the host backend signs for its user (README "Use it from your app")."""
-    body = {"sub": subject, "aud": AUDIENCE, "exp": int(time.time()) + ttl, **claims}
-    return jwt.encode(body, key, algorithm="HS256")
-
-
-def user_client(subject: str, **claims: Any) -> Client:
-    """A page of the host app whose user is `subject`: every request carries its token."""
-    return Client(HTTP_AUTHORIZATION=f"Bearer {host_token(subject, **claims)}")
-
-
-def a_session(subject: str = "", **fields: Any) -> Session:
-    """A session of the host user `subject`, or of the factories' browser without one."""
-    if subject:
-        fields = {"owner_hash": subject_owner_hash(subject), "owner_subject": subject, **fields}
-    return cast(Session, SessionFactory(**fields))
-
-
-def a_profile(**fields: Any) -> Profile:
-    return cast(Profile, ProfileFactory(**fields))
 
 
 def key_client(*, read: bool = True, write: bool = False, delete: bool = False) -> Client:

@@ -15,7 +15,8 @@ from hostapi.models import ApiKey
 from sessions_app.crypto import sha256_hex
 from sessions_app.models import Session
 from tests.factories import TranscriptTurnFactory
-from tests.hostapi.conftest import a_profile, a_session, key_client
+from tests.host_users import a_profile, a_session
+from tests.hostapi.conftest import key_client
 
 pytestmark = pytest.mark.django_db
 

@@ -20,7 +20,8 @@ from hostapi.webhooks import webhook_endpoint_create
 from sessions_app.identity import subject_owner_hash
 from sessions_app.models import Call, ClientSecret, Profile, Session, TranscriptTurn
 from tests.factories import OWNER_HASH, CallFactory, ClientSecretFactory, TranscriptTurnFactory
-from tests.hostapi.conftest import a_profile, a_session, key_client
+from tests.host_users import a_profile, a_session
+from tests.hostapi.conftest import key_client
 from tests.sideband.helpers import wait_for
 
 SECRET_WORDS = "my bank password is hunter2"

@@ -24,7 +24,8 @@ from hostapi.webhooks import (
     webhooks_scan,
 )
 from sessions_app.models import Call, Session
-from tests.hostapi.conftest import Received, a_session, user_client
+from tests.host_users import a_session, user_client
+from tests.hostapi.conftest import Received
 from tests.sessions_app.helpers import session_create
 from tests.sideband.helpers import attached, call_start, synthetic_call, turns_settled, wait_for
 

@@ -11,7 +11,7 @@ from sideband.capture import (
     retrieve_event_id,
     transcript_close_out,
 )
-from tests.sideband.test_capture import added, assistant, ev, run, user_audio, user_text
+from tests.sideband.capture_events import added, assistant, ev, run, user_audio, user_text
 
 
 def _known_question() -> CaptureState:

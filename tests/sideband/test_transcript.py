@@ -33,6 +33,7 @@ from sideband.transcript import (
     turns_apply_batch,
 )
 from tests.factories import CallFactory, ProfileFactory, SessionFactory, TranscriptTurnFactory
+from tests.processes import wait_for
 
 if TYPE_CHECKING:
     from realtime_emulator.testing import EmulatorServer
@@ -421,10 +422,12 @@ def test_a_write_racing_a_generation_bump_waits_for_it_and_is_fenced() -> None:
     assert bumped.wait(10)
     writer = threading.Thread(target=write)
     writer.start()
-    deadline = time.monotonic() + 10
-    while _writers_waiting_on_a_lock() == 0:
-        assert time.monotonic() < deadline, "the write never queued behind the bump"
-        time.sleep(0.01)
+    wait_for(
+        _writers_waiting_on_a_lock,
+        timeout=10,
+        interval=0.01,
+        what="the write to queue behind the bump",
+    )
     assert outcome == []  # blocked on the session row, not decided yet
 
     release.set()
@@ -499,14 +502,14 @@ def test_an_emulator_call_is_captured_and_a_gap_is_recovered_in_place(
     # The socket drops; a turn happens while no sideband listens.
     upstream.control("POST", f"/_emulator/calls/{call_id}/drop-sidebands", {"block": True})
     upstream.control("POST", f"/_emulator/calls/{call_id}/user-text", {"text": "During the gap"})
-    deadline = time.monotonic() + 15
-    while not (
-        (items := upstream.control("GET", f"/_emulator/calls/{call_id}")["items"])
-        and len(items) == 6
-        and items[-1].get("status") == "completed"
-    ):
-        assert time.monotonic() < deadline, "the emulator never answered the gap turn"
-        time.sleep(0.02)
+
+    def gap_turn_answered() -> list[dict[str, Any]] | None:
+        items = upstream.control("GET", f"/_emulator/calls/{call_id}")["items"]
+        return items if len(items) == 6 and items[-1].get("status") == "completed" else None
+
+    items = wait_for(
+        gap_turn_answered, timeout=15, interval=0.02, what="the emulator to answer the gap turn"
+    )
     upstream.control("POST", f"/_emulator/calls/{call_id}/unblock-sidebands")
 
     # A reconnect starts from what Postgres has; the next event references the missed item.

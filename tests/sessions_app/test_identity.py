@@ -19,8 +19,10 @@ from config.asgi import application
 from sessions_app.identity import subject_owner_hash
 from sessions_app.models import ClientSecret, Session
 from tests.factories import OWNER_CREDENTIAL, OWNER_HASH
-from tests.hostapi.conftest import AUDIENCE, HOST_SECRET, a_session, host_token, user_client
+from tests.host_users import AUDIENCE, HOST_SECRET, a_session, host_token, user_client
 from tests.sessions_app.helpers import post_json, session_create
+
+pytestmark = pytest.mark.usefixtures("host_tokens")
 
 
 def _owner_browser() -> Client:

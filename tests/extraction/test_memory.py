@@ -15,9 +15,12 @@ from sessions_app.identity import subject_owner_hash
 from sessions_app.models import Call, ClientSecret, Profile, Session
 from tests.extraction.conftest import conversation_write
 from tests.factories import OWNER_CREDENTIAL, profile_data
-from tests.hostapi.conftest import a_profile, a_session, user_client
+from tests.host_users import a_profile, a_session, user_client
+from tests.sessions_app.conftest import _own_rate_limit_counters  # noqa: F401 - autouse fixture
 from tests.sessions_app.helpers import post_json, session_create
 from tests.sideband.helpers import attached, emulator_call, reply, turns, turns_settled, wait_for
+
+pytestmark = pytest.mark.usefixtures("host_tokens")
 
 SAID = ["Hello. My name is Ada.", "I live in Lyon.", "I want to learn Italian."]
 

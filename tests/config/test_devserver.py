@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -22,21 +21,19 @@ import pytest
 
 from config.devserver import RESTART_LIMIT, Child, children_check, process_exit_status
 from realtime_emulator.testing import free_port
+from tests.processes import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 EMBEDDED_UNSET = ("DATABASE_URL", "REDIS_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL")
 
 
-def _wait_for(url: str, process: subprocess.Popen[bytes], deadline_s: float) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the devserver exited early"
-        try:
-            urllib.request.urlopen(url, timeout=1).close()
-            return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer within {deadline_s} s")
+def _answers(url: str, process: subprocess.Popen[bytes]) -> bool:
+    assert process.poll() is None, "the devserver exited early"
+    try:
+        urllib.request.urlopen(url, timeout=1).close()
+    except (urllib.error.URLError, OSError):
+        return False
+    return True
 
 
 def _post(
@@ -50,42 +47,29 @@ def _post(
         return json.load(response)
 
 
-def _wait_until_attached(
-    opener: urllib.request.OpenerDirector, url: str, deadline_s: float
-) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        with opener.open(url) as response:
-            calls = json.load(response)["calls"]
-        if calls and calls[-1]["attachedAt"] is not None:
-            assert calls[-1]["endedAt"] is None, calls[-1]
-            return
-        time.sleep(0.1)
-    raise AssertionError("the in-process worker did not attach the sideband")
+def _attached(opener: urllib.request.OpenerDirector, url: str) -> bool:
+    """The session's latest call has a sideband attached (and has not ended)."""
+    with opener.open(url) as response:
+        calls = json.load(response)["calls"]
+    if calls and calls[-1]["attachedAt"] is not None:
+        assert calls[-1]["endedAt"] is None, calls[-1]
+        return True
+    return False
 
 
-def _wait_for_turns(
-    opener: urllib.request.OpenerDirector, url: str, count: int, deadline_s: float = 30
-) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + deadline_s
-    turns: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        with opener.open(url) as response:
-            turns = json.load(response)["turns"]
-        if len(turns) >= count and all(t["status"] == "completed" for t in turns):
-            return turns
-        time.sleep(0.1)
-    raise AssertionError(f"transcript never reached {count} completed turns: {turns}")
+def _turns_completed(
+    opener: urllib.request.OpenerDirector, url: str, count: int
+) -> list[dict[str, Any]] | None:
+    with opener.open(url) as response:
+        turns: list[dict[str, Any]] = json.load(response)["turns"]
+    if len(turns) >= count and all(t["status"] == "completed" for t in turns):
+        return turns
+    return None
 
 
-def _wait_for_log(
-    path: Path, text: str, process: subprocess.Popen[bytes], deadline_s: float
-) -> None:
-    deadline = time.monotonic() + deadline_s
-    while text not in path.read_text():
-        assert process.poll() is None, "the devserver exited early"
-        assert time.monotonic() < deadline, f"{text!r} not logged within {deadline_s} s"
-        time.sleep(0.1)
+def _logged(path: Path, text: str, process: subprocess.Popen[bytes]) -> bool:
+    assert process.poll() is None, "the devserver exited early"
+    return text in path.read_text()
 
 
 def _port_open(port: int) -> bool:
@@ -113,7 +97,12 @@ def test_make_run_serves_the_page_the_api_and_the_sideband_and_stops_on_ctrl_c(
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        _wait_for(f"{base}/", process, deadline_s=60)
+        wait_for(
+            lambda: _answers(f"{base}/", process),
+            timeout=60,
+            interval=0.2,
+            what="the devserver to serve /",
+        )
         jar = http.cookiejar.CookieJar()
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
         opener.open(f"{base}/").close()
@@ -138,9 +127,19 @@ def test_make_run_serves_the_page_the_api_and_the_sideband_and_stops_on_ctrl_c(
             {"sessionId": body["sessionId"], "callId": call_id},
             csrf=str(token),
         )
-        _wait_until_attached(opener, f"{base}/session/{body['sessionId']}", deadline_s=30)
+        wait_for(
+            lambda: _attached(opener, f"{base}/session/{body['sessionId']}"),
+            timeout=30,
+            interval=0.1,
+            what="the in-process worker to attach the sideband",
+        )
         _post(opener, f"{emulator}/_emulator/calls/{call_id}/user-text", {"text": "hello"})
-        turns = _wait_for_turns(opener, f"{base}/session/{body['sessionId']}/transcript", 2)
+        turns = wait_for(
+            lambda: _turns_completed(opener, f"{base}/session/{body['sessionId']}/transcript", 2),
+            timeout=30,
+            interval=0.1,
+            what="2 completed turns in the transcript",
+        )
         with opener.open(f"{base}/session/{body['sessionId']}") as response:
             state = json.load(response)
         with opener.open(f"{base}/static/admin/css/base.css") as response:
@@ -150,7 +149,12 @@ def test_make_run_serves_the_page_the_api_and_the_sideband_and_stops_on_ctrl_c(
         log_path = tmp_path / "devserver.log"
         first_pid = int(re.findall(r"emulator pid (\d+)", log_path.read_text())[0])
         os.kill(first_pid, signal.SIGKILL)
-        _wait_for_log(log_path, "[devserver] the emulator is back", process, deadline_s=30)
+        wait_for(
+            lambda: _logged(log_path, "[devserver] the emulator is back", process),
+            timeout=30,
+            interval=0.1,
+            what="the devserver to restart the emulator",
+        )
         with urllib.request.urlopen(f"{emulator}/_emulator/health", timeout=5) as response:
             health = json.load(response)
     finally:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _setting(name: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -47,3 +47,40 @@ def test_an_unknown_sideband_auth_stops_the_process() -> None:
 
     assert result.returncode != 0
     assert "SIDEBAND_AUTH must be one of api_key, client_secret, got 'secret'" in result.stderr
+
+
+# --- DEBUG ----------------------------------------------------------------------------------
+
+
+def test_debug_is_off_unless_asked_for() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DEBUG"}
+    env.update(SECRET_KEY="a-production-key-0123456789-0123456789-0123456789")
+    probe = "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)"
+
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+    assert result.stdout.strip() == "False"
+
+
+def test_without_debug_the_dev_secret_key_is_refused() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECRET_KEY")}
+
+    result = subprocess.run(
+        [sys.executable, "-c", "import config.settings"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
