@@ -19,7 +19,7 @@ from sessions_app.seed_items import is_seed_item
 from sideband.capture import CaptureState, TurnUpsert, capture_frame, record_fields
 from sideband.live_capture import LiveCaptureState, live_capture_frame
 from sideband.owner.spec import CallSpec
-from sideband.services import DISPATCH_PREFIX
+from sideband.services import DISPATCH_PREFIX, call_session_cap
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def call_spec_load(*, call_id: str) -> CallSpec | None:
         secret=secret,
         state=state,
         seed_events=seed,
-        deadline=_deadline(call, settings.REALTIME_SESSION_MAX_S),
+        deadline=_deadline(call),
         url=upstream.sideband_url(call.call_id),
         headers=_headers(upstream.sideband_headers(client_secret=secret)),
         capture=capture_frame,
@@ -106,18 +106,17 @@ def _live_spec(call: Call) -> CallSpec:
         secret="",
         state=LiveCaptureState(session_id=call.call_id),
         seed_events=[],
-        deadline=_deadline(call, settings.LIVE_SESSION_MAX_S),
+        deadline=_deadline(call),
         url=upstream_live.live_sideband_url(call.call_id),
         headers=_headers(upstream_live.live_sideband_headers()),
         capture=live_capture_frame,
     )
 
 
-def _deadline(call: Call, session_max_s: int) -> float:
-    """Monotonic: the upstream session cap (plus a lease of margin) from the registration."""
-    cap_s = session_max_s + settings.SIDEBAND_LEASE_S
-    remaining = cap_s - (timezone.now() - call.registered_at).total_seconds()
-    return time.monotonic() + remaining
+def _deadline(call: Call) -> float:
+    """Monotonic: the call's session cap (services.call_session_cap) from its registration."""
+    remaining = call_session_cap(call) - (timezone.now() - call.registered_at)
+    return time.monotonic() + remaining.total_seconds()
 
 
 def _unowned() -> Q:

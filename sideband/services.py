@@ -207,6 +207,16 @@ def _call_gone_end(call: Call, *, past_cap: bool = False) -> str | None:
     )
 
 
+def call_session_cap(call: Call) -> dt.timedelta:
+    """How long after its registration a call may still be held: its API's session cap (the
+    upstream's maximum duration) plus a lease of margin."""
+    if call.session.api == Session.Api.LIVE:
+        session_max_s = settings.LIVE_SESSION_MAX_S
+    else:
+        session_max_s = settings.REALTIME_SESSION_MAX_S
+    return dt.timedelta(seconds=session_max_s + settings.SIDEBAND_LEASE_S)
+
+
 @dataclass(frozen=True)
 class Dispatch:
     call_id: str
@@ -232,10 +242,9 @@ def calls_reconcile(*, limit: int = 500) -> list[Dispatch]:
         .select_related("session")
         .order_by("lease_expires_at")[:limit]
     )
-    cap = dt.timedelta(seconds=settings.REALTIME_SESSION_MAX_S + settings.SIDEBAND_LEASE_S)
     dispatches: list[Dispatch] = []
     for call in silent:
-        gone = _call_gone_end(call, past_cap=call.registered_at < now - cap)
+        gone = _call_gone_end(call, past_cap=call.registered_at < now - call_session_cap(call))
         if gone is not None:
             call_end(call_id=call.call_id, reason=gone)
             continue
