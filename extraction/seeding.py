@@ -6,13 +6,12 @@ first: the last K spoken turns from before the call, user turns as `input_text`,
 turns as `output_text` (assistant audio cannot be replayed as audio), chained with
 `previous_item_id` so they keep their order.
 
-The seeded items come back on the sideband as `conversation.item.added`; their ids start with
-SEED_ITEM_PREFIX so the capture can tell them from new turns and never store them twice.
+The seeded items come back on the sideband as `conversation.item.added`; their ids
+(sessions_app.seed_items) tell them from new turns, so they are never stored twice.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from django.conf import settings
@@ -20,23 +19,10 @@ from django.conf import settings
 from extraction.selectors import seed_turns
 from sessions_app import upstream
 from sessions_app.models import Call
+from sessions_app.seed_items import seed_item_id
 
-SEED_ITEM_PREFIX = "seed_"
-# OpenAI's item ids are at most 32 characters: the prefix plus 24 hex digits (96 bits).
-ITEM_ID_MAX_CHARS = 32
-_HASH_CHARS = ITEM_ID_MAX_CHARS - len(SEED_ITEM_PREFIX) - 3
 # Bounds one seeded item; a very long turn is cut, not dropped.
 SEED_TEXT_MAX_CHARS = 4000
-
-
-def seed_item_id(original_item_id: str) -> str:
-    """A stable item id for the seed copy of a turn: same turn, same id, in any call."""
-    digest = hashlib.sha256(original_item_id.encode()).hexdigest()[:_HASH_CHARS]
-    return f"{SEED_ITEM_PREFIX}{digest}"
-
-
-def is_seed_item(item_id: str | None) -> bool:
-    return bool(item_id) and str(item_id).startswith(SEED_ITEM_PREFIX)
 
 
 def seed_turn_count() -> int:

@@ -1,4 +1,5 @@
-"""Reads of the sideband worker."""
+"""Reads of the sideband worker: what a call's connection needs, the capture state it starts
+from, and whether a call is being captured."""
 
 from __future__ import annotations
 
@@ -10,27 +11,58 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from extraction.seeding import seed_events
 from sessions_app import upstream, upstream_live
 from sessions_app.crypto import secret_decrypt
-from sessions_app.models import Call, Session
-from sideband.capture import capture_frame
+from sessions_app.models import Call, Session, TranscriptTurn
+from sessions_app.seed_items import is_seed_item
+from sideband.capture import CaptureState, TurnUpsert, capture_frame, record_fields
 from sideband.live_capture import LiveCaptureState, live_capture_frame
 from sideband.owner.spec import CallSpec
-from sideband.services import DISPATCH_PREFIX
-from sideband.transcript import state_load
+from sideband.services import DISPATCH_PREFIX, call_session_cap
 
 logger = logging.getLogger(__name__)
 
 
 def seed_events_for(*, call: Call) -> list[dict]:
-    """Rehydration of a renewed call (extraction.seeding), when installed and enabled."""
-    if call.generation <= 1 or settings.SIDEBAND_SEED_TURNS <= 0:
+    """Rehydration of a renewed call (extraction.seeding); none for a session's first call."""
+    if call.generation <= 1:
         return []
-    try:
-        from extraction.seeding import seed_events  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return []
-    return list(seed_events(call=call))
+    return seed_events(call=call)
+
+
+def state_load(*, call: Call) -> CaptureState:
+    """The capture state of `call`, seeded from the session's stored turns (takeover, reconnect)."""
+    transcription = (
+        Session.objects.filter(pk=call.session_id)
+        .values_list("transcription_enabled", flat=True)
+        .first()
+    )
+    turns = TranscriptTurn.objects.filter(session_id=call.session_id).order_by("position")
+    return CaptureState.seeded(
+        (turn_record(turn) for turn in turns), transcription_expected=transcription is not False
+    )
+
+
+def turn_record(turn: TranscriptTurn) -> TurnUpsert:
+    """A stored turn as the capture's record of it."""
+    return TurnUpsert(
+        item_id=turn.item_id,
+        role=turn.role,
+        previous_item_id=turn.previous_item_id or None,
+        **record_fields(turn),
+    )
+
+
+def _seed_items_hide(state: CaptureState, seed: list[dict]) -> None:
+    """The seed's items come back as `conversation.item.added`: they are copies of stored
+    turns, so the capture treats them as hidden items (no turn), and an item that follows one
+    is placed after the newest stored turn."""
+    anchor = state.order[-1] if state.order else None
+    for event in seed:
+        item_id = (event.get("item") or {}).get("id")
+        if is_seed_item(item_id):
+            state.hidden[item_id] = anchor
 
 
 def _headers(lines: list[str]) -> dict[str, str]:
@@ -47,14 +79,7 @@ def call_spec_load(*, call_id: str) -> CallSpec | None:
     secret = secret_decrypt(call.secret.value_encrypted) if call.secret is not None else ""
     state = state_load(call=call)
     seed = seed_events_for(call=call)
-    # The seed's items come back as `conversation.item.added`: they are copies of stored turns,
-    # so the capture treats them as hidden items (no turn), and an item that follows one is
-    # placed after the newest stored turn.
-    anchor = state.order[-1] if state.order else None
-    for event in seed:
-        item_id = (event.get("item") or {}).get("id")
-        if isinstance(item_id, str):
-            state.hidden[item_id] = anchor
+    _seed_items_hide(state, seed)
     return CallSpec(
         call_id=call.call_id,
         generation=call.generation,
@@ -63,7 +88,7 @@ def call_spec_load(*, call_id: str) -> CallSpec | None:
         secret=secret,
         state=state,
         seed_events=seed,
-        deadline=_deadline(call, settings.REALTIME_SESSION_MAX_S),
+        deadline=_deadline(call),
         url=upstream.sideband_url(call.call_id),
         headers=_headers(upstream.sideband_headers(client_secret=secret)),
         capture=capture_frame,
@@ -81,18 +106,17 @@ def _live_spec(call: Call) -> CallSpec:
         secret="",
         state=LiveCaptureState(session_id=call.call_id),
         seed_events=[],
-        deadline=_deadline(call, settings.LIVE_SESSION_MAX_S),
+        deadline=_deadline(call),
         url=upstream_live.live_sideband_url(call.call_id),
         headers=_headers(upstream_live.live_sideband_headers()),
         capture=live_capture_frame,
     )
 
 
-def _deadline(call: Call, session_max_s: int) -> float:
-    """Monotonic: the upstream session cap (plus a lease of margin) from the registration."""
-    cap_s = session_max_s + settings.SIDEBAND_LEASE_S
-    remaining = cap_s - (timezone.now() - call.registered_at).total_seconds()
-    return time.monotonic() + remaining
+def _deadline(call: Call) -> float:
+    """Monotonic: the call's session cap (services.call_session_cap) from its registration."""
+    remaining = call_session_cap(call) - (timezone.now() - call.registered_at)
+    return time.monotonic() + remaining.total_seconds()
 
 
 def _unowned() -> Q:

@@ -25,6 +25,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from sessions_app.models import Call, Session, TranscriptTurn
+from sideband import end_reasons
 
 logger = logging.getLogger(__name__)
 
@@ -113,17 +114,10 @@ class EndedCall:
     generation: int = 0
 
 
-# Why a call ends is decided where it is noticed (sideband.owner.close_reasons for what the
-# upstream says, here and in sessions_app.services for what we decide). What an end then does
-# is decided here, once: the page is told (`call.ended`) after commit, and a call that WE end
-# while it may still run upstream is hung up there too, so it stops running (and billing).
-UPSTREAM_HANGUP_REASONS = frozenset(
-    {
-        Call.EndReason.SUPERSEDED,
-        Call.EndReason.ABANDONED,
-        Call.EndReason.SESSION_CLOSED,
-    }
-)
+# Why a call ends is decided in sideband.end_reasons. What an end then does is decided here,
+# once: the page is told (`call.ended`) after commit, and a call that WE end while it may
+# still run upstream (end_reasons.ENDED_HERE) is hung up there too, so it stops running (and
+# billing).
 
 
 def calls_end(*, calls: QuerySet[Call], reason: str, message: str = "") -> list[EndedCall]:
@@ -131,7 +125,7 @@ def calls_end(*, calls: QuerySet[Call], reason: str, message: str = "") -> list[
 
     Each end is a conditional UPDATE (ended_at IS NULL), so a call ended concurrently is not
     ended twice. After commit the page hears `call.ended`, and a reason in
-    UPSTREAM_HANGUP_REASONS hangs the call up upstream (`sideband.tasks.call_hangup`:
+    end_reasons.ENDED_HERE hangs the call up upstream (`sideband.tasks.call_hangup`:
     idempotent, retried).
     """
     if reason not in Call.EndReason.values:
@@ -184,7 +178,7 @@ def _calls_ended_announce(ended: list[EndedCall], message: str) -> None:
         except Exception:
             # A lost notification costs the page a re-read, never the hangup below.
             logger.exception("push of call.ended failed call=%s", item.call_id)
-        if item.reason in UPSTREAM_HANGUP_REASONS:
+        if item.reason in end_reasons.ENDED_HERE:
             try:
                 call_hangup.delay(item.call_id)
             except Exception:
@@ -201,11 +195,26 @@ def call_lost_reason(*, call_id: str, owner: str) -> str | None:
     call = Call.objects.select_related("session").filter(call_id=call_id).first()
     if call is None or call.ended_at is not None:
         return None
-    if call.session.current_generation > call.generation:
-        return Call.EndReason.SUPERSEDED
-    if call.session.status != Session.Status.ACTIVE:
-        return Call.EndReason.SESSION_CLOSED
-    return None
+    return _call_gone_end(call)
+
+
+def _call_gone_end(call: Call, *, past_cap: bool = False) -> str | None:
+    """Why `call` (its session loaded) can no longer be held (end_reasons.call_gone_end)."""
+    return end_reasons.call_gone_end(
+        superseded=call.session.current_generation > call.generation,
+        session_active=call.session.status == Session.Status.ACTIVE,
+        past_cap=past_cap,
+    )
+
+
+def call_session_cap(call: Call) -> dt.timedelta:
+    """How long after its registration a call may still be held: its API's session cap (the
+    upstream's maximum duration) plus a lease of margin."""
+    if call.session.api == Session.Api.LIVE:
+        session_max_s = settings.LIVE_SESSION_MAX_S
+    else:
+        session_max_s = settings.REALTIME_SESSION_MAX_S
+    return dt.timedelta(seconds=session_max_s + settings.SIDEBAND_LEASE_S)
 
 
 @dataclass(frozen=True)
@@ -233,17 +242,11 @@ def calls_reconcile(*, limit: int = 500) -> list[Dispatch]:
         .select_related("session")
         .order_by("lease_expires_at")[:limit]
     )
-    cap = dt.timedelta(seconds=settings.REALTIME_SESSION_MAX_S + settings.SIDEBAND_LEASE_S)
     dispatches: list[Dispatch] = []
     for call in silent:
-        if call.session.current_generation > call.generation:
-            call_end(call_id=call.call_id, reason=Call.EndReason.SUPERSEDED)
-            continue
-        if call.session.status != Session.Status.ACTIVE:
-            call_end(call_id=call.call_id, reason=Call.EndReason.SESSION_CLOSED)
-            continue
-        if call.registered_at < now - cap:
-            call_end(call_id=call.call_id, reason=Call.EndReason.SESSION_EXPIRED)
+        gone = _call_gone_end(call, past_cap=call.registered_at < now - call_session_cap(call))
+        if gone is not None:
+            call_end(call_id=call.call_id, reason=gone)
             continue
         token = DISPATCH_PREFIX + secrets.token_hex(8)
         # Compare-and-set on the lease we read: a concurrent reconciler or a reviving owner

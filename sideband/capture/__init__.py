@@ -53,7 +53,7 @@ from sideband.capture.ops import (
     FINAL_STATUSES,
     IN_PROGRESS,
     INCOMPLETE,
-    TERMINAL_ERROR_CODES,
+    RECORD_FIELDS,
     TOOL_CALL,
     TOOL_OUTPUT,
     UNTRANSCRIBED,
@@ -65,6 +65,7 @@ from sideband.capture.ops import (
     Op,
     TurnDelta,
     TurnUpsert,
+    record_fields,
 )
 from sideband.capture.storable import frame_is_clean, json_storable
 
@@ -76,7 +77,7 @@ __all__ = [
     "FINAL_STATUSES",
     "INCOMPLETE",
     "IN_PROGRESS",
-    "TERMINAL_ERROR_CODES",
+    "RECORD_FIELDS",
     "TOOL_CALL",
     "TOOL_OUTPUT",
     "UNTRANSCRIBED",
@@ -97,6 +98,7 @@ __all__ = [
     "hints_trailing",
     "malformed_log",
     "malformed_skip",
+    "record_fields",
     "retrieve_event_id",
     "transcript_close_out",
 ]

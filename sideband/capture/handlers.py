@@ -28,7 +28,6 @@ from sideband.capture.ops import (
     MESSAGE_MAX,
     NAME_MAX,
     SPOKEN,
-    TERMINAL_ERROR_CODES,
     TOOL_CALL,
     USER,
     CallEnded,
@@ -36,6 +35,7 @@ from sideband.capture.ops import (
     Op,
     TurnDelta,
 )
+from sideband.end_reasons import realtime_error_end
 
 logger = logging.getLogger(__name__)
 
@@ -274,7 +274,7 @@ def _on_session(state: CaptureState, event: dict[str, Any], ops: list[Op]) -> No
 def _on_error(state: CaptureState, event: dict[str, Any], ops: list[Op]) -> None:
     error = event.get("error") or {}
     code = error.get("code")
-    reason = TERMINAL_ERROR_CODES.get(code) if isinstance(code, str) else None
+    reason = realtime_error_end(code)
     if reason is not None:
         message = error.get("message")
         ops.append(CallEnded(reason=reason, message=str(message or code)[:MESSAGE_MAX]))

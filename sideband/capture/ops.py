@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Final, TypeAlias
+from typing import Any, Final, TypeAlias
 
 # TranscriptTurn.Role / TranscriptTurn.Status values (no Django import: this module is pure).
 USER: Final = "user"
@@ -23,13 +23,6 @@ FINAL_STATUSES: Final = frozenset({COMPLETED, INCOMPLETE, FAILED, UNTRANSCRIBED}
 # TranscriptTurn.InputMode values: how a user turn was given (typed or spoken); "" otherwise.
 TYPED: Final = "text"
 SPOKEN: Final = "audio"
-
-# Upstream `error` codes after which the call is over, mapped to Call.EndReason values.
-# With client-secret auth a rejected credential mid-call means the secret expired.
-TERMINAL_ERROR_CODES: Final[dict[str, str]] = {
-    "session_expired": "session_expired",
-    "invalid_api_key": "secret_expired",
-}
 
 # TranscriptTurn column sizes: an id that cannot be stored is a malformed event.
 ID_MAX: Final = 64
@@ -79,13 +72,32 @@ class ItemMissing:
 
 @dataclass(frozen=True, slots=True)
 class CallEnded:
-    """The upstream ended the call; `reason` is a Call.EndReason value."""
+    """The upstream ended the call; `reason` is a Call.EndReason value (sideband.end_reasons)."""
 
     reason: str
     message: str
 
 
 Op: TypeAlias = TurnUpsert | TurnDelta | ItemMissing | CallEnded
+
+# What a record says of its item beside its id, role and place: the same names on TurnUpsert,
+# ItemRecord and the stored turn (TranscriptTurn), so a record is copied from one to another
+# by these names.
+RECORD_FIELDS: Final = (
+    "text",
+    "status",
+    "status_reason",
+    "name",
+    "arguments",
+    "tool_call_id",
+    "output",
+    "input_mode",
+)
+
+
+def record_fields(record: object) -> dict[str, Any]:
+    """The RECORD_FIELDS of a record (a TurnUpsert, an ItemRecord or a stored turn)."""
+    return {name: getattr(record, name) for name in RECORD_FIELDS}
 
 
 # --- State ------------------------------------------------------------------------------
@@ -181,14 +193,7 @@ class CaptureState:
                 role=turn.role,
                 previous_item_id=turn.previous_item_id,
                 next_item_id=turn.next_item_id,
-                text=turn.text,
-                status=turn.status,
-                status_reason=turn.status_reason,
-                name=turn.name,
-                arguments=turn.arguments,
-                tool_call_id=turn.tool_call_id,
-                output=turn.output,
-                input_mode=turn.input_mode,
+                **record_fields(turn),
                 awaiting_transcript=(
                     turn.role == USER and turn.text is None and turn.status == IN_PROGRESS
                 ),

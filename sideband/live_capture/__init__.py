@@ -6,7 +6,7 @@ same fenced writer, live push and extraction serve both APIs:
 - `TurnUpsert`: the full current record of one turn (a grouped segment of one speaker's
   fragments), `in_progress` while it can grow and `completed` once closed;
 - `TurnDelta`: the text a fragment added, for the live page;
-- `CallEnded`: `session.closed`, with its reason mapped to a Call.EndReason value.
+- `CallEnded`: `session.closed`, its reason mapped by `sideband.end_reasons.live_closed_end`.
 
 Rules (../shared/live-corpus/README.md shows each in recorded traffic):
 
@@ -40,11 +40,10 @@ from sideband.capture import (
 )
 from sideband.capture.ops import Op
 from sideband.live_capture.grouping import GroupingError
-from sideband.live_capture.handlers import CLOSE_REASON_ENDS, HANDLERS, apply_segments
+from sideband.live_capture.handlers import HANDLERS, apply_segments
 from sideband.live_capture.state import LiveCaptureState
 
 __all__ = [
-    "CLOSE_REASON_ENDS",
     "LiveCaptureState",
     "live_capture_event",
     "live_capture_finish",

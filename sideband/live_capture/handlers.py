@@ -25,19 +25,11 @@ from sideband.capture.ops import (
     TurnDelta,
     TurnUpsert,
 )
+from sideband.end_reasons import live_closed_end
 from sideband.live_capture.grouping import SegmentUpdate
 from sideband.live_capture.state import LiveCaptureState
 
 logger = logging.getLogger(__name__)
-
-# `session.closed` reasons, mapped to Call.EndReason values.
-CLOSE_REASON_ENDS: Final[dict[str, str]] = {
-    "close_requested": "session_closed",
-    "expired": "session_expired",
-    "content": "session_closed",
-    "remote_hangup": "hangup",
-    "connection_lost": "upstream_error",
-}
 
 
 def apply_segments(state: LiveCaptureState, updates: list[SegmentUpdate], ops: list[Op]) -> None:
@@ -111,7 +103,7 @@ def _on_session_closed(state: LiveCaptureState, event: dict[str, Any], ops: list
         raise TypeError("reason")
     apply_segments(state, state.grouping_for(None).close(by_server=True), ops)
     state.closed_reason = reason
-    end = CLOSE_REASON_ENDS.get(reason, "session_closed")
+    end = live_closed_end(reason)
     ops.append(CallEnded(reason=end, message=f"live session closed: {reason}"[:MESSAGE_MAX]))
 
 

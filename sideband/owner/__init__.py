@@ -33,7 +33,6 @@ Modules, each one concern:
 
 - `spec`: `CallSpec`, what the claiming task loads for a call;
 - `connection`: one call's socket (connect, read, capture, reconnect, close);
-- `close_reasons`: what a refused handshake or a close frame means for the call;
 - `retry`: backoff for reconnects and database retries;
 - `jobs`: the records a socket hands its writer (`TurnsJob`, `EndJob`);
 - `writers`: the writer coroutines and their asyncio Postgres connections;

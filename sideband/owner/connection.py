@@ -19,10 +19,9 @@ from websockets.exceptions import (
     WebSocketException,
 )
 
-from extraction.seeding import is_seed_item
-from sessions_app.models import Call
+from sessions_app.seed_items import is_seed_item
+from sideband import end_reasons
 from sideband.capture import CallEnded, ItemMissing, TurnDelta, TurnUpsert
-from sideband.owner.close_reasons import close_end_reason, end_reason, handshake_end_reason
 from sideband.owner.retry import backoff_s
 from sideband.owner.spec import CallSpec
 from sideband.owner.upkeep import CallUpkeep, after_frame, retrieve_events
@@ -82,12 +81,14 @@ class CallConnection:
         try:
             while not self._stopping:
                 if time.monotonic() > self.spec.deadline:
-                    self.owner.end(self, Call.EndReason.SESSION_EXPIRED, "session cap reached")
+                    self.owner.end(self, end_reasons.SESSION_EXPIRED, "session cap reached")
                     return
                 try:
                     ws = await self._connect()
                 except InvalidStatus as exc:
-                    reason = handshake_end_reason(exc.response.status_code)
+                    reason = end_reasons.handshake_end(
+                        exc.response.status_code, server_key=_server_key()
+                    )
                     if reason is not None:
                         msg = f"sideband refused: {exc.response.status_code}"
                         self.owner.end(self, reason, msg)
@@ -173,7 +174,7 @@ class CallConnection:
             return True
         received = ws.protocol.close_rcvd
         reason = received.reason if received is not None else ""
-        end = close_end_reason(reason)
+        end = end_reasons.close_frame_end(reason, server_key=_server_key())
         if end is not None:
             self.owner.end(self, end, f"sideband closed: {reason}")
             return True
@@ -211,5 +212,12 @@ class CallConnection:
             self.owner.write(self, upserts, t_recv)
         after_frame(self, upserts, t_recv)
         if ended is not None:
-            self.owner.end(self, end_reason(ended.reason), ended.message)
+            end = end_reasons.upstream_end(ended.reason, server_key=_server_key())
+            self.owner.end(self, end, ended.message)
         return retrieve_events(missing)
+
+
+def _server_key() -> bool:
+    """Whether the sideband authenticates with the server's key (not the call's client secret):
+    then a refused credential is our misconfiguration, not an expired secret."""
+    return settings.SIDEBAND_AUTH == "api_key"

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 
 from sessions_app import upstream
-from sessions_app.models import Call
+from sideband import end_reasons
 from sideband.capture import (
     ItemMissing,
     Op,
@@ -192,6 +192,6 @@ def calls_abandoned_end(owner: SidebandOwner) -> int:
             continue
         logger.info("call abandoned call=%s", conn.call_id)
         message = f"no upstream event and no page for {idle_s:g} s"
-        owner.end(conn, Call.EndReason.ABANDONED, message)
+        owner.end(conn, end_reasons.ABANDONED, message)
         ended += 1
     return ended

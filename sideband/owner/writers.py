@@ -38,8 +38,8 @@ from sideband.transcript import (
     Outcome,
     Refused,
     batch_run_async,
+    batch_run_sync,
     connect_async,
-    turns_apply_batch,
 )
 
 logger = logging.getLogger(__name__)
@@ -268,17 +268,15 @@ class Writers:
         if not writes:
             return []
         if db.params is None:
-            return await self._orm.call(functools.partial(turns_apply_batch, writes=writes))
+            return await self._orm.call(functools.partial(batch_run_sync, writes=writes))
         batched = await db.run(lambda aconn: batch_run_async(aconn, writes=writes))
         outcomes: list[Outcome] = []
         for write, batch_outcome in zip(writes, batched, strict=True):
             if batch_outcome is None:
-                t_fb = time.monotonic()
-                (outcome,) = await self._orm.call(
-                    functools.partial(turns_apply_batch, writes=[write])
-                )
+                started = time.monotonic()
+                (outcome,) = await self._orm.call(functools.partial(batch_run_sync, writes=[write]))
                 self._stats.orm_fallbacks += 1
-                self._stats.orm_fallback_s += time.monotonic() - t_fb
+                self._stats.orm_fallback_s += time.monotonic() - started
                 outcomes.append(outcome)
             else:
                 outcomes.append(batch_outcome)

@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from extraction.seeding import SEED_ITEM_PREFIX, is_seed_item, seed_events, seed_item_id
+from extraction.seeding import seed_events
 from sessions_app.models import TranscriptTurn
+from sessions_app.seed_items import seed_item_id
 from tests.extraction.conftest import call_new, conversation_write
 
 pytestmark = pytest.mark.django_db
-
-
-def test_seed_item_ids_are_prefixed_stable_and_fit_openai_item_ids():
-    first = seed_item_id("item_CXh2n4v7Lbq1Wmz9QkR0e")
-
-    assert first.startswith(SEED_ITEM_PREFIX)
-    assert len(first) <= 32
-    assert first == seed_item_id("item_CXh2n4v7Lbq1Wmz9QkR0e")
-    assert first != seed_item_id("item_CXh2n4v7Lbq1Wmz9QkR0f")
-    assert is_seed_item(first)
-    assert not is_seed_item("item_CXh2n4v7Lbq1Wmz9QkR0e")
-    assert not is_seed_item(None)
 
 
 def test_a_renewed_call_is_seeded_with_the_last_turns_before_it_in_order(session, settings):

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from sessions_app.models import TranscriptTurn
 from sideband.capture import CaptureState, Op, capture_frame
-from sideband.transcript import turns_apply
+from sideband.transcript import turns_write
 from tests.sideband.test_transcript import live_call
 
 CORPUS = Path(__file__).parents[2].parent / "shared" / "realtime-corpus"
@@ -176,7 +176,7 @@ def test_a_mutated_log_is_stored_on_postgres_without_a_refused_record(lines: lis
 
     with transaction.atomic():
         call = live_call()
-        turns_apply(call=call, ops=ops)
+        turns_write(call=call, ops=ops)
         stored = list(
             TranscriptTurn.objects.filter(session=call.session_id)
             .order_by("position")

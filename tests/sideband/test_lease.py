@@ -143,6 +143,28 @@ def test_reconciler_ends_a_call_past_the_session_cap() -> None:
     assert Call.objects.get(pk=call.pk).end_reason == Call.EndReason.SESSION_EXPIRED
 
 
+def test_reconciler_holds_a_live_call_to_lives_own_session_cap(settings) -> None:
+    settings.REALTIME_SESSION_MAX_S = 3600
+    settings.LIVE_SESSION_MAX_S = 7200
+    session = SessionFactory(current_generation=1, api=Session.Api.LIVE)
+    call = cast(
+        Call,
+        CallFactory(
+            session=session,
+            generation=1,
+            lease_owner="dead",
+            lease_expires_at=timezone.now() - dt.timedelta(seconds=1),
+        ),
+    )
+    # Past a Realtime session's cap, within a Live session's.
+    Call.objects.filter(pk=call.pk).update(registered_at=timezone.now() - dt.timedelta(hours=1.5))
+
+    dispatches = services.calls_reconcile()
+
+    assert [d.call_id for d in dispatches] == [call.call_id]
+    assert Call.objects.get(pk=call.pk).ended_at is None
+
+
 def test_release_hands_the_call_back() -> None:
     call = _call()
     services.lease_claim(call_id=call.call_id, generation=1, owner="w1")

@@ -19,7 +19,7 @@ from sideband.capture import CaptureState, Op, TurnUpsert, capture_frame
 from sideband.capture.storable import REPLACEMENT, text_storable
 from sideband.transcript import (
     Refused,
-    turns_apply_batch,
+    batch_run_sync,
 )
 from tests.sideband.helpers import (
     Worker,
@@ -122,7 +122,7 @@ def test_captured_nul_is_stored_replaced_and_the_neighbour_call_in_the_batch_los
     hostile_ops = captured(frames(f"item_h{NUL}", f"a{NUL}b", "item_ha", f"c{NUL}d"))
     neighbour_ops = captured(frames("item_n", "clean", "item_na", "answer"))
 
-    outcomes = turns_apply_batch(writes=[(hostile, hostile_ops), (neighbour, neighbour_ops)])
+    outcomes = batch_run_sync(writes=[(hostile, hostile_ops), (neighbour, neighbour_ops)])
 
     assert [type(outcome).__name__ for outcome in outcomes] == ["list", "list"]
     assert stored(hostile.session) == [
@@ -141,7 +141,7 @@ def test_an_unstorable_record_that_skipped_the_capture_costs_only_itself(bad: st
     # The writer's own guard: records made by hand, not by the capture.
     hostile, neighbour = live_call(), live_call()
 
-    outcomes = turns_apply_batch(
+    outcomes = batch_run_sync(
         writes=[
             (hostile, [user("item_ok", None, "fine"), user("item_bad", "item_ok", f"x{bad}y")]),
             (neighbour, [user("item_n", None, "clean")]),
@@ -160,7 +160,7 @@ def test_an_unstorable_record_that_skipped_the_capture_costs_only_itself(bad: st
 def test_a_call_whose_every_record_is_refused_is_refused_alone() -> None:
     hostile, neighbour = live_call(), live_call()
 
-    outcomes = turns_apply_batch(
+    outcomes = batch_run_sync(
         writes=[
             (hostile, [user("item_bad", None, f"x{NUL}")]),
             (neighbour, [user("item_n", None, "clean")]),
@@ -187,7 +187,7 @@ def test_an_unstorable_record_in_the_async_batch_is_left_to_the_per_call_path(ba
     # ORM thread (what SidebandOwner._turns_write does with a None outcome).
     assert outcomes == [None, None]
     assert not TranscriptTurn.objects.exists()
-    per_call = [turns_apply_batch(writes=[write])[0] for write in writes]
+    per_call = [batch_run_sync(writes=[write])[0] for write in writes]
     assert [[t.item_id for t in cast(list, outcome)] for outcome in per_call] == [
         ["item_ok"],
         ["item_n"],

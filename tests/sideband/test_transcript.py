@@ -25,12 +25,12 @@ from sideband.capture import (
     TurnUpsert,
     capture_frame,
 )
+from sideband.selectors import state_load
 from sideband.transcript import (
     POSITION_STEP,
     Fenced,
-    state_load,
-    turns_apply,
-    turns_apply_batch,
+    batch_run_sync,
+    turns_write,
 )
 from tests.factories import CallFactory, ProfileFactory, SessionFactory, TranscriptTurnFactory
 from tests.processes import wait_for
@@ -82,7 +82,7 @@ def new_generation(session: Session) -> Call:
 
 
 def test_turns_are_stored_in_conversation_order_a_step_apart(call: Call) -> None:
-    turns = turns_apply(
+    turns = turns_write(
         call=call,
         ops=[
             user("item_a", None),
@@ -118,15 +118,15 @@ def test_worker_only_ops_are_ignored(call: Call) -> None:
         CallEnded(reason="session_expired", message="over"),
     ]
 
-    assert turns_apply(call=call, ops=ops) == []
+    assert turns_write(call=call, ops=ops) == []
     assert TranscriptTurn.objects.count() == 0
 
 
 def test_a_new_calls_first_item_goes_after_the_sessions_last_turn(call: Call) -> None:
-    turns_apply(call=call, ops=[user("item_a", None), user("item_b", "item_a")])
+    turns_write(call=call, ops=[user("item_a", None), user("item_b", "item_a")])
     call2 = new_generation(call.session)
 
-    turns_apply(
+    turns_write(
         call=call2,
         ops=[user("item_c", None), user("item_d", "item_unknown_to_db"), user("item_e", "item_c")],
     )
@@ -142,19 +142,19 @@ def test_a_new_calls_first_item_goes_after_the_sessions_last_turn(call: Call) ->
 
 
 def test_an_item_placed_between_two_gets_the_midpoint(call: Call) -> None:
-    turns_apply(call=call, ops=[user("item_a", None), user("item_d", "item_a")])
+    turns_write(call=call, ops=[user("item_a", None), user("item_d", "item_a")])
 
-    turns = turns_apply(call=call, ops=[user("item_c", "item_a", next_item_id="item_d")])
+    turns = turns_write(call=call, ops=[user("item_c", "item_a", next_item_id="item_d")])
 
     assert [(t.item_id, t.position) for t in turns] == [("item_c", 1536)]
     assert [i for i, _ in positions(call.session)] == ["item_a", "item_c", "item_d"]
 
 
 def test_an_item_with_only_a_successor_goes_right_before_it(call: Call) -> None:
-    turns_apply(call=call, ops=[user("item_d", None)])
+    turns_write(call=call, ops=[user("item_d", None)])
 
-    turns_apply(call=call, ops=[user("item_c", None, next_item_id="item_d")])
-    turns_apply(call=call, ops=[user("item_b", None, next_item_id="item_c")])
+    turns_write(call=call, ops=[user("item_c", None, next_item_id="item_d")])
+    turns_write(call=call, ops=[user("item_b", None, next_item_id="item_c")])
 
     assert positions(call.session) == [("item_b", 256), ("item_c", 512), ("item_d", 1024)]
 
@@ -166,7 +166,7 @@ def test_positions_are_renumbered_when_there_is_no_room(call: Call) -> None:
     TranscriptTurnFactory(session=session, item_id="item_z", position=5000)
     profile = cast(Profile, ProfileFactory(session=session, last_position=1001, turn_count=2))
 
-    turns = turns_apply(
+    turns = turns_write(
         call=call,
         ops=[user("item_x", "item_a"), user("item_y", "item_x"), user("item_q", "item_z")],
     )
@@ -203,20 +203,20 @@ def test_applying_the_same_ops_twice_changes_nothing(call: Call) -> None:
         ),
         user("item_u", "item_f", text=None, status="failed", status_reason="transcription failed"),
     ]
-    turns_apply(call=call, ops=ops)
+    turns_write(call=call, ops=ops)
     before = snapshot(call.session)
 
-    again = turns_apply(call=call, ops=ops)
+    again = turns_write(call=call, ops=ops)
 
     assert again == []
     assert snapshot(call.session) == before
 
 
 def test_an_update_changes_the_row_and_completes_it(call: Call) -> None:
-    turns_apply(call=call, ops=[user("item_u", None, text=None, status="in_progress")])
+    turns_write(call=call, ops=[user("item_u", None, text=None, status="in_progress")])
     assert TranscriptTurn.objects.get(item_id="item_u").completed_at is None
 
-    turns = turns_apply(call=call, ops=[user("item_u", None, text="Hello, Marcelo.")])
+    turns = turns_write(call=call, ops=[user("item_u", None, text="Hello, Marcelo.")])
 
     stored = TranscriptTurn.objects.get(item_id="item_u")
     assert [t.pk for t in turns] == [stored.pk]
@@ -225,12 +225,12 @@ def test_an_update_changes_the_row_and_completes_it(call: Call) -> None:
 
 
 def test_a_superseded_call_is_fenced_and_writes_nothing(call: Call) -> None:
-    turns_apply(call=call, ops=[user("item_a", None, text=None, status="in_progress")])
+    turns_write(call=call, ops=[user("item_a", None, text=None, status="in_progress")])
     before = snapshot(call.session)
     new_generation(call.session)
 
     with pytest.raises(Fenced):
-        turns_apply(call=call, ops=[user("item_a", None, text="late"), user("item_b", "item_a")])
+        turns_write(call=call, ops=[user("item_a", None, text="late"), user("item_b", "item_a")])
 
     assert snapshot(call.session) == before
 
@@ -241,7 +241,7 @@ def test_an_ended_call_is_fenced_and_writes_nothing(call: Call) -> None:
     )
 
     with pytest.raises(Fenced):
-        turns_apply(call=call, ops=[user("item_a", None)])
+        turns_write(call=call, ops=[user("item_a", None)])
 
     assert TranscriptTurn.objects.count() == 0
 
@@ -252,14 +252,14 @@ def test_a_closed_session_is_fenced(call: Call) -> None:
     )
 
     with pytest.raises(Fenced):
-        turns_apply(call=call, ops=[user("item_a", None)])
+        turns_write(call=call, ops=[user("item_a", None)])
 
     assert TranscriptTurn.objects.count() == 0
 
 
 def test_state_load_seeds_the_capture_from_stored_turns(call: Call) -> None:
     Session.objects.filter(pk=call.session_id).update(transcription_enabled=False)
-    turns_apply(
+    turns_write(
         call=call,
         ops=[user("item_a", None), user("item_b", "item_a", text=None, status="in_progress")],
     )
@@ -274,17 +274,17 @@ def test_state_load_seeds_the_capture_from_stored_turns(call: Call) -> None:
 def test_a_batch_costs_a_bounded_number_of_queries(
     call: Call, django_assert_max_num_queries: Any
 ) -> None:
-    turns_apply(call=call, ops=[user("item_0", None)])
+    turns_write(call=call, ops=[user("item_0", None)])
     ops = [user(f"item_{i}", f"item_{i - 1}") for i in range(1, 21)]
 
     # fence + the referenced rows + the last positions + one upsert for all turns (+ the
     # transaction's and the upsert's savepoints and releases), however many turns.
     with django_assert_max_num_queries(8):
-        turns_apply(call=call, ops=ops)
+        turns_write(call=call, ops=ops)
 
     updates = [user(f"item_{i}", f"item_{i - 1}", text="changed") for i in range(1, 21)]
     with django_assert_max_num_queries(8):
-        turns_apply(call=call, ops=updates)
+        turns_write(call=call, ops=updates)
     assert set(
         TranscriptTurn.objects.filter(item_id__in=[op.item_id for op in updates]).values_list(
             "text", flat=True
@@ -302,7 +302,7 @@ def test_a_batch_of_many_calls_costs_the_queries_of_one(
     ]
 
     with django_assert_max_num_queries(8):
-        outcomes = turns_apply_batch(writes=writes)
+        outcomes = batch_run_sync(writes=writes)
 
     assert [[(t.item_id, t.position) for t in cast(list, o)] for o in outcomes] == [
         [(f"item_{i}_a", POSITION_STEP), (f"item_{i}_b", 2 * POSITION_STEP)] for i in range(30)
@@ -327,7 +327,7 @@ def test_a_fenced_call_in_a_batch_writes_nothing_and_the_others_do(call: Call) -
     ended = live_call()
     Call.objects.filter(pk=ended.pk).update(ended_at=timezone.now(), end_reason="hangup")
 
-    outcomes = turns_apply_batch(
+    outcomes = batch_run_sync(
         writes=[
             (superseded, [user("item_s", None)]),
             (call, [user("item_a", None)]),
@@ -343,7 +343,7 @@ def test_a_refused_call_in_a_batch_does_not_spoil_the_others(call: Call) -> None
     other = live_call()
 
     # A failed turn must say why (turn_failed_has_reason): the database refuses this record.
-    outcomes = turns_apply_batch(
+    outcomes = batch_run_sync(
         writes=[
             (other, [user("item_x", None), user("item_y", "item_x", status="failed")]),
             (call, [user("item_a", None)]),
@@ -358,9 +358,9 @@ def test_a_refused_call_in_a_batch_does_not_spoil_the_others(call: Call) -> None
 
 def test_a_recovered_item_in_a_batch_is_placed_between_and_the_others_append(call: Call) -> None:
     other = live_call()
-    turns_apply(call=call, ops=[user("item_a", None), user("item_d", "item_a")])
+    turns_write(call=call, ops=[user("item_a", None), user("item_d", "item_a")])
 
-    outcomes = turns_apply_batch(
+    outcomes = batch_run_sync(
         writes=[
             (call, [user("item_c", "item_a", next_item_id="item_d"), user("item_e", "item_d")]),
             (other, [user("item_x", None)]),
@@ -410,7 +410,7 @@ def test_a_write_racing_a_generation_bump_waits_for_it_and_is_fenced() -> None:
 
     def write() -> None:
         try:
-            turns_apply(call=call, ops=[user("item_a", None)])
+            turns_write(call=call, ops=[user("item_a", None)])
             outcome.append("written")
         except Fenced:
             outcome.append("fenced")
@@ -451,7 +451,7 @@ def _pump(
         assert remaining > 0, "the transcript never reached the expected state"
         ws.settimeout(remaining)
         ops = capture_frame(state, ws.recv())
-        turns_apply(call=call, ops=ops)
+        turns_write(call=call, ops=ops)
         for op in ops:
             if isinstance(op, ItemMissing):
                 ws.send(json.dumps(item_retrieve_event(op.item_id)))
@@ -551,10 +551,10 @@ def test_returned_turns_carry_their_call_for_the_live_push(
     call: Call, django_assert_num_queries: Any
 ) -> None:
     # The worker pushes them from its event loop, where a lazy query is not allowed.
-    turns_apply(call=call, ops=[user("item_a", None), user("item_d", "item_a")])
-    batched = turns_apply(call=call, ops=[user("item_d", "item_a", text="edited")])
+    turns_write(call=call, ops=[user("item_a", None), user("item_d", "item_a")])
+    batched = turns_write(call=call, ops=[user("item_d", "item_a", text="edited")])
     # A recovered item between two turns takes the turn-by-turn path.
-    one_by_one = turns_apply(
+    one_by_one = turns_write(
         call=call,
         ops=[
             user("item_c", "item_a", next_item_id="item_d"),

@@ -16,24 +16,24 @@ from sessions_app.models import Call, TranscriptTurn
 from sideband.capture import Op
 from sideband.transcript import (
     POSITION_STEP,
-    BatchOutcome,
     Fenced,
+    PlanOutcome,
+    batch_plan,
     batch_run_async,
-    batch_steps,
+    batch_run_sync,
     connect_async,
     connect_params,
-    turns_apply,
-    turns_apply_batch,
+    turns_write,
 )
 from tests.sideband.test_transcript import live_call, new_generation, positions, user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def batch_async(writes: Sequence[tuple[Call, Sequence[Op]]]) -> list[BatchOutcome]:
+def batch_async(writes: Sequence[tuple[Call, Sequence[Op]]]) -> list[PlanOutcome]:
     params = connect_params()
 
-    async def write() -> list[BatchOutcome]:
+    async def write() -> list[PlanOutcome]:
         aconn = await connect_async(params)
         try:
             return await batch_run_async(aconn, writes=writes)
@@ -45,7 +45,7 @@ def batch_async(writes: Sequence[tuple[Call, Sequence[Op]]]) -> list[BatchOutcom
 
 def test_the_batch_is_two_rounds_of_statements_whatever_the_number_of_calls() -> None:
     calls = [live_call() for _ in range(5)]
-    steps = batch_steps(
+    steps = batch_plan(
         writes=[(c, [user(f"item_{i}", None)]) for i, c in enumerate(calls)], now=timezone.now()
     )
 
@@ -60,7 +60,7 @@ def test_the_batch_is_two_rounds_of_statements_whatever_the_number_of_calls() ->
 
 def test_the_async_batch_writes_every_call_and_returns_the_turns_with_their_ids() -> None:
     first, second = live_call(), live_call()
-    turns_apply(call=first, ops=[user("item_a", None)])
+    turns_write(call=first, ops=[user("item_a", None)])
 
     outcomes = batch_async(
         [
@@ -114,14 +114,14 @@ def test_a_refused_async_batch_writes_nothing_and_leaves_each_call_to_the_turn_b
     assert not TranscriptTurn.objects.exists()
     # What the worker then does for each: the others' writes stand.
     # a refused record costs only itself.
-    partly, written = turns_apply_batch(writes=writes)
+    partly, written = batch_run_sync(writes=writes)
     assert [t.item_id for t in cast(list, partly)] == ["item_x"]
     assert [t.item_id for t in cast(list, written)] == ["item_a"]
 
 
 def test_a_recovered_item_is_left_to_the_turn_by_turn_path_and_the_others_are_written() -> None:
     recovering, other = live_call(), live_call()
-    turns_apply(call=recovering, ops=[user("item_a", None), user("item_d", "item_a")])
+    turns_write(call=recovering, ops=[user("item_a", None), user("item_d", "item_a")])
     # item_a is not the last turn: placing item_c after it needs a position query.
     between: list[Any] = [user("item_c", "item_a", next_item_id="item_d")]
 

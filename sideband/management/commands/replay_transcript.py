@@ -3,7 +3,7 @@
 Each line of the file is one server event, of the Realtime API or of the Live API (told apart
 by the log's first event that only one of them has; `--api` forces one). The lines go through
 exactly the code the sideband worker runs (`capture_frame` or `live_capture_frame`, then the
-fenced `turns_apply`) into a new session, and the session's turns are printed as a JSON list
+fenced `turns_write`) into a new session, and the session's turns are printed as a JSON list
 in conversation order, in the shape of the reference corpus's EXPECTED.json (Live turns add
 their `start_ms`/`end_ms` on the session's timeline).
 
@@ -32,7 +32,7 @@ from sideband.live_capture import (
     live_capture_frame,
 )
 from sideband.live_capture.handlers import HANDLERS as LIVE_HANDLERS
-from sideband.transcript import Refused, turns_apply
+from sideband.transcript import Refused, turns_write
 
 REALTIME = "realtime"
 LIVE = "live"
@@ -119,7 +119,7 @@ class Command(BaseCommand):
             if isinstance(op, CallEnded):
                 self.stderr.write(f"call ended upstream: {op.reason}")
         try:
-            turns_apply(call=call, ops=ops)
+            turns_write(call=call, ops=ops)
         except Refused as exc:
             self.stderr.write(f"records refused by the database: {exc.cause!r}")
             return 1
