@@ -5,6 +5,14 @@
 // (Redis restarted without its data, the key expired), and numbering starts again at 1. A
 // message of another epoch is new by definition: the page re-reads and counts afresh, instead
 // of dropping everything numbered below what it saw before.
+// Below the socket: what each message does on the page (`liveOpen`, `liveMessage`).
+
+import { api } from "./api.js";
+import { callEnded } from "./call.js";
+import { config, log, showAlert, state, transcript } from "./page.js";
+import { profileShow } from "./profile.js";
+import { PageReports } from "./reports.js";
+import { errorMessage } from "./ui.js";
 
 const RECONNECT_MIN_MS = 500;
 const RECONNECT_MAX_MS = 10000;
@@ -101,5 +109,71 @@ export class LiveSocket {
     clearTimeout(this.timer);
     this.socket?.close();
     this.socket = null;
+  }
+}
+
+// --- The page's socket ------------------------------------------------------------------------
+
+/**
+ * Follow session `sessionId` on its socket (and report on it, reports.js), instead of any
+ * session followed before. `renew` answers a call that ended for its time limit or offers
+ * Retry; `forget` drops a session this browser may no longer follow (close code 4403).
+ */
+export function liveOpen(sessionId, { renew, forget }) {
+  state.live?.close();
+  state.reports?.close();
+  state.live = new LiveSocket(sessionId, {
+    onMessage: (msg) => liveMessage(msg, renew),
+    onGap: transcriptReread,
+    onStatus: (status) => {
+      log("server", `socket ${status}`);
+      if (status === "forbidden") {
+        showAlert(
+          "This browser cannot follow that conversation any more (its cookie is gone). Press Start to begin a new one.",
+        );
+        forget();
+      }
+    },
+  });
+  state.reports = new PageReports(state.live, config.presenceIntervalS);
+}
+
+function liveMessage(msg, renew) {
+  if (msg.type !== "delta") {
+    log("server", msg.type, msg.seq === undefined ? "" : `seq ${msg.seq}`, msg);
+  } else log("server", "delta");
+  switch (msg.type) {
+    case "snapshot":
+      transcript.replace(msg.turns ?? []);
+      break;
+    case "turn":
+      if (msg.turn) transcript.upsert(msg.turn);
+      break;
+    case "delta":
+      transcript.delta(msg.itemId, msg.role ?? "assistant", msg.text ?? "");
+      break;
+    case "call.ended":
+      callEnded(msg, renew);
+      break;
+    case "profile":
+      profileShow(msg);
+      break;
+    default:
+      break;
+  }
+}
+
+/** A message was missed: read the turns that may have changed since from the server. */
+async function transcriptReread() {
+  if (!state.sessionId) return;
+  const after = transcript.resumePosition();
+  const query = after === null ? "" : `?after=${encodeURIComponent(after)}`;
+  try {
+    const { data } = await api("GET", `/session/${state.sessionId}/transcript${query}`);
+    const turns = Array.isArray(data) ? data : (data?.turns ?? data?.results ?? []);
+    log("server", "transcript re-read", `${turns.length} turns`);
+    for (const turn of turns) transcript.upsert(turn);
+  } catch (error) {
+    log("page", "transcript re-read failed", errorMessage(error));
   }
 }

@@ -1,7 +1,13 @@
-// The extracted profile: asking the server for it, and showing it as a readable card — one row
-// per non-empty field, each fact showing on hover or focus the turns it was taken from.
+// The extracted profile on the page: asking the server for it (`POST /extract-profile`), the
+// card (profile_card.js) with what a new session carried from earlier ones, the profile in
+// force after a reload, and its instructions applied to the live call once per version.
 
 import { ApiError, api } from "./api.js";
+import { dataChannelReady, updateControls } from "./controls.js";
+import { $, LIVE, el, log, showAlert, state, transcript } from "./page.js";
+import { ProfileCard } from "./profile_card.js";
+import { clientEvents } from "./rtc.js";
+import { errorMessage } from "./ui.js";
 
 const POLL_MS = 1000;
 const POLL_LIMIT_MS = 60000;
@@ -11,7 +17,7 @@ const POLL_LIMIT_MS = 60000;
  * extraction by polling its status URL; null if it is still running after a minute (it will
  * also arrive on the live socket).
  */
-export async function profileFetch(sessionId) {
+async function profileFetch(sessionId) {
   let { status, data } = await api("POST", "/extract-profile", { sessionId });
   if (status !== 202) return data;
   const url = data.statusUrl;
@@ -30,163 +36,68 @@ export async function profileFetch(sessionId) {
   return null;
 }
 
-const HIDDEN_KEYS = new Set(["version", "schema_version", "schemaVersion"]);
-// The server stores the profile as jsonb, which does not keep key order: show a person's
-// fields in a fixed, sensible order, anything else after them alphabetically.
-const FIELD_ORDER = [
-  "name",
-  "preferred_name",
-  "language",
-  "location",
-  "city",
-  "time_zone",
-  "goals",
-  "preferences",
-  "dislikes",
-  "facts",
-  "constraints",
-  "follow_ups",
-];
+export const profileCard = new ProfileCard($("profile"), $("profile-fields"), $("profile-version"), transcript);
 
-function fieldRank(key) {
-  const index = FIELD_ORDER.indexOf(key);
-  return index === -1 ? FIELD_ORDER.length : index;
+// What the new session carried from earlier ones (`memory` of POST /session): its profile as
+// version 1, and how many recent turns its instructions recap.
+export function memoryShow(memory) {
+  el.memoryNote.hidden = !memory?.carried;
+  if (!memory?.carried) return;
+  const turns = memory.recapTurns.length;
+  el.memoryNote.textContent =
+    `Carried from earlier sessions: ${memory.profile ? "this profile" : "no profile"}` +
+    `${turns ? ` and the last ${turns} turn${turns === 1 ? "" : "s"}` : ""}.`;
+  if (memory.profile) profileCard.show(memory.profile, 1);
+  log("server", "memory carried", memory.fromSessionId ?? `${turns} turns`);
 }
 
-function orderedEntries(object) {
-  return Object.entries(object).sort(
-    ([a], [b]) => fieldRank(a) - fieldRank(b) || a.localeCompare(b),
-  );
-}
-
-function humanize(key) {
-  const words = key
-    .replace(/([a-z])([A-Z])/g, "$1 $2")
-    .replace(/[_-]+/g, " ")
-    .trim()
-    .toLowerCase();
-  return words.charAt(0).toUpperCase() + words.slice(1);
-}
-
-function isFact(value) {
-  return value !== null && typeof value === "object" && !Array.isArray(value) && "value" in value;
-}
-
-function isEmpty(value) {
-  if (value === null || value === undefined || value === "") return true;
-  if (Array.isArray(value)) return value.every(isEmpty);
-  if (isFact(value)) return isEmpty(value.value);
-  if (typeof value === "object") return Object.values(value).every(isEmpty);
-  return false;
-}
-
-function scalarText(value) {
-  if (Array.isArray(value)) return value.map(scalarText).join(", ");
-  if (value !== null && typeof value === "object") {
-    return Object.entries(value)
-      .filter(([, v]) => !isEmpty(v))
-      .map(([k, v]) => `${humanize(k)}: ${scalarText(v)}`)
-      .join("; ");
+export function profileShow({ profile, instructions, version }) {
+  if (profileCard.version !== null && version !== undefined && version < profileCard.version) return;
+  profileCard.show(profile, version);
+  // A Live session's instructions are fixed once it started: the next renew carries them.
+  if (instructions && state.api !== LIVE && version !== state.appliedProfileVersion && dataChannelReady()) {
+    state.call.dc.send(JSON.stringify(clientEvents.sessionUpdate(instructions)));
+    state.appliedProfileVersion = version;
+    log("client", "session.update", `profile v${version} instructions`);
   }
-  return String(value);
 }
 
-let tooltipCounter = 0;
-
-export class ProfileCard {
-  /**
-   * @param {HTMLElement} section  @param {HTMLElement} fields  @param {HTMLElement} versionLabel
-   * @param {import("./transcript.js").Transcript} transcript
-   */
-  constructor(section, fields, versionLabel, transcript) {
-    this.section = section;
-    this.fields = fields;
-    this.versionLabel = versionLabel;
-    this.transcript = transcript;
-    this.version = null;
-  }
-
-  clear() {
-    this.version = null;
-    this.fields.replaceChildren();
-    this.section.hidden = true;
-  }
-
-  show(profile, version) {
-    this.version = version;
-    this.versionLabel.textContent = version ? `v${version}` : "";
-    const rows = [];
-    for (const [key, value] of orderedEntries(profile ?? {})) {
-      if (HIDDEN_KEYS.has(key) || isEmpty(value)) continue;
-      const dt = document.createElement("dt");
-      dt.textContent = humanize(key);
-      const dd = document.createElement("dd");
-      dd.append(this.valueNode(value));
-      rows.push(dt, dd);
+export async function profileExtract() {
+  if (!state.sessionId || state.extracting) return;
+  state.extracting = true;
+  updateControls();
+  el.extract.textContent = "Extracting…";
+  try {
+    const data = await profileFetch(state.sessionId);
+    if (data === null) {
+      showAlert("The profile is taking longer than usual. It will appear here when ready.", {
+        level: "info",
+      });
+      return;
     }
-    if (rows.length === 0) {
-      const dd = document.createElement("dd");
-      dd.className = "muted";
-      dd.textContent = "Nothing to remember yet — talk a little more, then extract again.";
-      rows.push(dd);
+    log("server", "profile", `v${data.version}`);
+    profileShow(data);
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 409) {
+      showAlert("There is nothing to extract yet. Talk or type a little, then try again.", {
+        level: "info",
+      });
+    } else {
+      showAlert(errorMessage(error), { retry: profileExtract });
     }
-    this.fields.replaceChildren(...rows);
-    this.section.hidden = false;
+  } finally {
+    state.extracting = false;
+    el.extract.textContent = "Extract profile";
+    updateControls();
   }
+}
 
-  valueNode(value) {
-    if (Array.isArray(value)) {
-      const list = document.createElement("ul");
-      for (const entry of value) {
-        if (isEmpty(entry)) continue;
-        const item = document.createElement("li");
-        item.append(this.valueNode(entry));
-        list.append(item);
-      }
-      return list;
-    }
-    if (isFact(value)) return this.factNode(value);
-    if (value !== null && typeof value === "object") {
-      const inner = document.createElement("dl");
-      for (const [key, entry] of orderedEntries(value)) {
-        if (isEmpty(entry)) continue;
-        const dt = document.createElement("dt");
-        dt.textContent = humanize(key);
-        const dd = document.createElement("dd");
-        dd.append(this.valueNode(entry));
-        inner.append(dt, dd);
-      }
-      return inner;
-    }
-    return document.createTextNode(String(value));
-  }
-
-  factNode(fact) {
-    const evidence = Array.isArray(fact.evidence) ? fact.evidence.map(String) : [];
-    const span = document.createElement("span");
-    span.className = "fact";
-    span.textContent = scalarText(fact.value);
-    if (evidence.length === 0) return span;
-    span.tabIndex = 0;
-    span.dataset.evidence = evidence.join(" ");
-    const tip = document.createElement("span");
-    tip.className = "evidence";
-    tip.setAttribute("role", "tooltip");
-    tooltipCounter += 1;
-    tip.id = `evidence-${tooltipCounter}`;
-    const quotes = evidence.map((id) => {
-      const text = this.transcript.textOf(id);
-      return text ? `“${text}”` : id;
-    });
-    tip.textContent = `From ${evidence.length === 1 ? "turn" : "turns"}: ${quotes.join(" · ")}`;
-    span.setAttribute("aria-describedby", tip.id);
-    span.append(tip);
-    const on = () => this.transcript.highlight(evidence, true);
-    const off = () => this.transcript.highlight(evidence, false);
-    span.addEventListener("mouseenter", on);
-    span.addEventListener("focus", on);
-    span.addEventListener("mouseleave", off);
-    span.addEventListener("blur", off);
-    return span;
-  }
+/** Show the profile in force (GET /session/{id}), after a reload or a Refresh with carry. */
+export async function profileRestore(sessionId, known = undefined) {
+  const data = known ?? (await api("GET", `/session/${encodeURIComponent(sessionId)}`)).data;
+  if (!data?.profile) return;
+  log("server", "profile restored", `v${data.profile.version}`);
+  profileCard.show(data.profile.profile, data.profile.version);
+  // Its instructions are in force already: renew (and create, with carry) applies them.
+  state.appliedProfileVersion = data.profile.version;
 }

@@ -7,11 +7,8 @@
 export const MOVED_TEXT = "This conversation moved to another window.";
 
 export class SupersededBanner {
-  /**
-   * @param {HTMLElement} after the element the banner is placed after (the page's alert)
-   * @param {{onTakeBack: () => void}} handlers
-   */
-  constructor(after, { onTakeBack }) {
+  /** @param {HTMLElement} after the element the banner is placed after (the page's alert) */
+  constructor(after) {
     const root = document.createElement("div");
     root.id = "superseded";
     root.className = "alert superseded";
@@ -27,14 +24,19 @@ export class SupersededBanner {
     takeBack.type = "button";
     takeBack.className = "button primary";
     takeBack.textContent = "Continue here";
-    takeBack.addEventListener("click", () => {
-      this.hide();
-      onTakeBack();
-    });
     actions.append(takeBack);
     root.append(text, actions);
     after.after(root);
     this.root = root;
+    this.takeBack = takeBack;
+  }
+
+  /** "Continue here" hides the banner, then calls `handler` (a renew that brings the call back). */
+  onTakeBack(handler) {
+    this.takeBack.addEventListener("click", () => {
+      this.hide();
+      handler();
+    });
   }
 
   /** True while this page's conversation lives in another window. */

@@ -29,7 +29,7 @@ LaunchPage = Callable[..., Page]
 # The server waits up to EXTRACTION_WAIT_S (10 s) for the extraction task, then the page polls:
 # on a loaded machine the card takes longer than expect()'s default 5 s.
 EXTRACTION_TIMEOUT_MS = 30_000
-# The profile card's rows, in its order (static/js/profile.js FIELD_ORDER).
+# The profile card's rows, in its order (static/js/profile_card.js FIELD_ORDER).
 CARD_LABELS = {
     "name": "Name",
     "preferred_name": "Preferred name",
