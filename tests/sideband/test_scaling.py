@@ -171,7 +171,7 @@ def test_the_metrics_endpoint_serves_the_named_series(
     own_workers: Workers, upstream: EmulatorServer
 ) -> None:
     port = free_port()
-    own_workers.start(
+    worker = own_workers.start(
         SIDEBAND_METRICS_PORT=str(port), SIDEBAND_MAX_CALLS="5", SIDEBAND_SWITCH_INTERVAL_S="0.002"
     )
     ((session, call),) = calls_started(upstream, 1)
@@ -212,7 +212,6 @@ def test_the_metrics_endpoint_serves_the_named_series(
     assert 'sideband_claims_refused_total{reason="capacity"} 0.0' in text
     # The process hands the GIL between its threads at the configured interval.
     client = redis.Redis.from_url(django_settings.REDIS_URL)
-    (worker,) = own_workers.started
     (exported,) = [
         figures
         for raw in client.mget(client.keys("sideband:stats:*"))
