@@ -157,7 +157,7 @@ class PushListener:
     async def _main(self) -> None:
         from channels.layers import get_channel_layer
 
-        from sideband.push import session_group
+        from sessions_app.push import session_group
 
         layer = get_channel_layer()
         assert layer is not None

@@ -41,6 +41,7 @@ from extraction.schema import (
 from extraction.selectors import extraction_window, profile_latest, recap_turns, run_pending
 from sessions_app import upstream
 from sessions_app.models import Profile, Session, TranscriptTurn
+from sessions_app.push import push_to_session
 
 logger = logging.getLogger(__name__)
 
@@ -242,11 +243,6 @@ def profile_payload(*, profile: Profile) -> dict[str, object]:
 def profile_push(*, profile: Profile) -> None:
     """Tell the session's page about a new version over its live socket (best effort: the
     page can always re-read it through the API)."""
-    try:
-        from sideband.push import push_to_session
-    except ImportError:
-        logger.info("Live push not available yet; profile v%s not pushed", profile.version)
-        return
     try:
         push_to_session(
             session=profile.session, payload={"type": "profile", **profile_payload(profile=profile)}

@@ -15,6 +15,7 @@ from django.db.models import QuerySet
 from extraction.selectors import profile_latest
 from extraction.services import profile_payload
 from sessions_app.models import Call, ClientSecret, Session, TranscriptTurn
+from sessions_app.push import push_position_json, push_seq_current
 from sideband.selectors import call_capture
 
 _TOOL_ROLES = (TranscriptTurn.Role.TOOL_CALL, TranscriptTurn.Role.TOOL_OUTPUT)
@@ -58,10 +59,6 @@ def turn_list(*, session: Session, after: int | None = None) -> QuerySet[Transcr
 
 
 def transcript_json(*, session: Session, after: int | None = None) -> dict[str, Any]:
-    # The live push numbers its messages (in Redis when it is configured); imported here as
-    # the sideband depends on this module, not the other way round.
-    from sideband.push import push_position_json, push_seq_current
-
     return {
         "sessionId": str(session.public_id),
         # The live push's sequence number (and epoch) at read time: a page that sees a later

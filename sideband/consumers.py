@@ -6,7 +6,7 @@ Only the session's owner may listen, as sessions_app.identity decides: a host ap
 checked on scheme, host and port (sideband.origin, config/asgi.py). Any other path is refused
 (`RouteNotFoundConsumer`). On connect the page gets
 a snapshot of the transcript, then every turn change, partial text and call end, each with the
-session's next sequence number and its epoch (sideband.push): a page that spots a gap, or
+session's next sequence number and its epoch (sessions_app.push): a page that spots a gap, or
 another epoch, re-reads `GET /session/{id}/transcript?after=<last position>`.
 
 The page sends two things: `{"type": "items.seen", "callId", "items": [{"id",
@@ -34,10 +34,10 @@ from config.outages import DATABASE_AWAY, REDIS_AWAY
 from sessions_app.auth import client_hash_of, credential_well_formed
 from sessions_app.identity import TokenInvalid, identity_resolve
 from sessions_app.models import Call, Session
+from sessions_app.push import push_position_json, push_seq_current, session_group
 from sessions_app.selectors import turn_json, turn_list
 from sideband.hints import HintsInvalid, hints_store, items_seen_parse
 from sideband.presence import page_seen
-from sideband.push import push_position_json, push_seq_current, session_group
 
 logger = logging.getLogger(__name__)
 
