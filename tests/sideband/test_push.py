@@ -17,6 +17,7 @@ from django.conf import settings as django_settings
 from django.db import connections
 
 from config.asgi import application
+from sessions_app.crypto import sha256_hex
 from sessions_app.models import Session
 from sessions_app.push import PushPosition, push_route_current, push_seq_current, push_to_session
 from sideband.hints import hints_load
@@ -139,6 +140,18 @@ async def test_a_stranger_is_refused_and_hears_nothing() -> None:
 
     assert connected is False
     assert await sync_to_async(Session.objects.filter(pk=session.pk).count)() == 1
+
+
+async def test_a_cookie_without_a_credentials_shape_owns_nothing_on_the_socket_either() -> None:
+    """The socket follows the views' rule (sessions_app.auth.identity_of): a malformed cookie
+    is no credential, even when its hash is a session's owner hash."""
+    malformed = "short"
+    session = await sync_to_async(session_new)(owner_hash=sha256_hex(malformed))
+    communicator = page(session.public_id, [ORIGIN, _cookie(malformed)])
+
+    connected, code = await communicator.connect()
+
+    assert (connected, code) == (False, 4403)
 
 
 async def test_no_cookie_is_refused() -> None:
