@@ -20,9 +20,10 @@ from extraction.instructions import (
     instructions_build,
     recap_size,
 )
+from extraction.models import Profile
 from extraction.schema import profile_from_data
 from extraction.selectors import CONVERSATION_ROLES, SPOKEN_STATUSES, recap_turns
-from sessions_app.models import Profile, Session, TranscriptTurn
+from sessions_app.models import Session, TranscriptTurn
 
 
 @dataclass(frozen=True)

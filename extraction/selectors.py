@@ -10,8 +10,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from extraction.instructions import RecapTurn
-from extraction.models import ExtractionRun
-from sessions_app.models import Call, Profile, Session, TranscriptTurn
+from extraction.models import ExtractionRun, Profile
+from sessions_app.models import Call, Session, TranscriptTurn
 
 CONVERSATION_ROLES = (TranscriptTurn.Role.USER, TranscriptTurn.Role.ASSISTANT)
 # Turns with words in them: completed, or interrupted (what was said before the cut stays).

@@ -26,7 +26,7 @@ from extraction.instructions import (
     instructions_build,
     recap_size,
 )
-from extraction.models import ExtractionRun
+from extraction.models import ExtractionRun, Profile
 from extraction.schema import (
     PROFILE_JSON_SCHEMA,
     PROFILE_SCHEMA_NAME,
@@ -40,7 +40,7 @@ from extraction.schema import (
 )
 from extraction.selectors import extraction_window, profile_latest, recap_turns, run_pending
 from sessions_app import upstream
-from sessions_app.models import Profile, Session, TranscriptTurn
+from sessions_app.models import Session, TranscriptTurn
 from sessions_app.push import push_to_session
 
 logger = logging.getLogger(__name__)

@@ -37,7 +37,8 @@ from django.db import (
 from django.db.models import Exists, F, Max, QuerySet
 from django.utils import timezone
 
-from sessions_app.models import Call, Profile, Session, TranscriptTurn
+from extraction.models import Profile
+from sessions_app.models import Call, Session, TranscriptTurn
 from sideband.capture import FINAL_STATUSES, CaptureState, Op, TurnUpsert
 
 logger = logging.getLogger(__name__)

@@ -11,10 +11,11 @@ import pytest
 import websocket
 from django.conf import settings as django_settings
 
+from extraction.models import Profile
 from extraction.seeding import SEED_ITEM_PREFIX, seed_item_id
 from extraction.services import extraction_perform, extraction_request
 from sessions_app import upstream as upstream_api
-from sessions_app.models import Call, ClientSecret, Profile, Session, TranscriptTurn
+from sessions_app.models import Call, ClientSecret, Session, TranscriptTurn
 from tests.extraction.conftest import conversation_write, session_new
 from tests.sideband.helpers import (
     attached,

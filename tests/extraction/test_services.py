@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from extraction.instructions import marker_line
-from extraction.models import ExtractionRun
+from extraction.models import ExtractionRun, Profile
 from extraction.schema import profile_from_data
 from extraction.selectors import SETTLE_S, extraction_window
 from extraction.services import (
@@ -25,7 +25,7 @@ from extraction.services import (
     run_abandoned_fail,
 )
 from realtime_emulator.assistant import marker_line as emulator_marker_line
-from sessions_app.models import Profile, TranscriptTurn
+from sessions_app.models import TranscriptTurn
 from tests.extraction.conftest import conversation_write, session_new
 
 pytestmark = pytest.mark.django_db

@@ -9,10 +9,9 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from extraction.models import ExtractionRun
+from extraction.models import ExtractionRun, Profile
 from extraction.services import extraction_request
 from extraction.tasks import MAX_RETRIES, profile_extract, retry_countdown
-from sessions_app.models import Profile
 from sessions_app.push import session_group
 from tests.extraction.conftest import conversation_write
 

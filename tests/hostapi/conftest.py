@@ -16,9 +16,10 @@ import jwt
 import pytest
 from django.test import Client
 
+from extraction.models import Profile
 from hostapi.keys import api_key_create
 from sessions_app.identity import subject_owner_hash
-from sessions_app.models import Profile, Session
+from sessions_app.models import Session
 from tests.factories import ProfileFactory, SessionFactory
 from tests.sessions_app.conftest import _own_rate_limit_counters  # noqa: F401 - autouse fixture
 from tests.sideband.helpers import Worker, Workers, workers_running
