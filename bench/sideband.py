@@ -340,9 +340,9 @@ def main() -> None:
     from django.utils import timezone
 
     from realtime_emulator.testing import EmulatorServer
+    from sessions_app.calls import call_register
     from sessions_app.crypto import secret_encrypt, sha256_hex
     from sessions_app.models import Call, ClientSecret, Session, TranscriptTurn
-    from sessions_app.services import call_register
 
     assert settings.REDIS_URL, "needs REDIS_URL"
     call_command("migrate", verbosity=0)

@@ -47,7 +47,7 @@ POSITION_STEP = 1024
 
 # What the database (or the driver, before sending) refuses for a record: a constraint, a value
 # a column cannot hold. Django raises its own classes, the asyncio connection psycopg's; text
-# the capture made storable (sideband.capture.storable) never meets the last three.
+# the capture made storable (sessions_app.storable) never meets the last three.
 REFUSED = (IntegrityError, DataError, psycopg.IntegrityError, psycopg.DataError, UnicodeEncodeError)
 
 _UPDATABLE = (
