@@ -32,11 +32,16 @@ class Hook(Generic[P, R]):
     def __init__(self, declared: Callable[P, R]) -> None:
         self.name = declared.__name__
         self.__doc__ = declared.__doc__
+        self._declared = declared
         self._connected: Callable[P, R] = declared
 
     def connect(self, function: Callable[P, R]) -> None:
-        """Serve the hook with `function` (config.wiring; a test may connect its own)."""
+        """Serve the hook with `function` (config.wiring)."""
         self._connected = function
+
+    @property
+    def connected(self) -> bool:
+        return self._connected is not self._declared
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self._connected(*args, **kwargs)
