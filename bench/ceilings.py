@@ -118,7 +118,8 @@ def push_ceiling(args: argparse.Namespace) -> dict[str, Any]:
     from asgiref.sync import async_to_sync
     from channels.layers import get_channel_layer
 
-    from sideband.push import Pusher, session_group
+    from sessions_app.push import session_group
+    from sideband.push import Pusher
 
     layer = get_channel_layer()
     assert layer is not None

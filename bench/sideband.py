@@ -184,7 +184,7 @@ class PushListener:
     async def _main(self) -> None:
         from channels.layers import get_channel_layer
 
-        from sideband.push import session_group
+        from sessions_app.push import session_group
 
         layer = get_channel_layer()
         assert layer is not None
@@ -369,9 +369,9 @@ def main() -> None:
     from django.utils import timezone
 
     from realtime_emulator.testing import EmulatorServer
+    from sessions_app.calls import call_register
     from sessions_app.crypto import secret_encrypt, sha256_hex
     from sessions_app.models import Call, ClientSecret, Session, TranscriptTurn
-    from sessions_app.services import call_register
 
     assert settings.REDIS_URL, "needs REDIS_URL"
     call_command("migrate", verbosity=0)

@@ -270,7 +270,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # UTF-8 JSON, bounded in depth: a hostile body is a 400 naming the problem, never a 500.
     "DEFAULT_PARSER_CLASSES": ["sessions_app.parsers.StrictJSONParser"],
-    "EXCEPTION_HANDLER": "sessions_app.api.exception_handler",
+    "EXCEPTION_HANDLER": "sessions_app.api.base.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Realtime transcript server",
@@ -409,6 +409,9 @@ TRANSCRIPT_RETENTION_DAYS = env_int("TRANSCRIPT_RETENTION_DAYS", 0, minimum=0)
 RETENTION_BATCH = env_int("RETENTION_BATCH", 200, minimum=1)
 RETENTION_PURGE_S = env_float("RETENTION_PURGE_S", 3600.0, minimum=1.0)
 INSTALLED_APPS.append("hostapi")
+# Last: the top floor, whose ready() connects the ground floor's hooks to the features
+# (config/wiring.py).
+INSTALLED_APPS.append("config")
 CELERY_BEAT_SCHEDULE["hostapi-webhooks-scan"] = {
     "task": "hostapi.tasks.webhooks_scan",
     "schedule": WEBHOOK_SCAN_S,

@@ -19,10 +19,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from extraction.models import ExtractionRun
-from extraction.selectors import run_wait
-from extraction.services import NothingToExtract, extraction_request, profile_payload
+from extraction.selectors import profile_payload, run_wait
+from extraction.services import NothingToExtract, extraction_request
 from sessions_app import auth
-from sessions_app.api import ClientAPIView, SessionIdField, StrictInputSerializer
+from sessions_app.api.base import ClientAPIView
+from sessions_app.api.fields import SessionIdField, StrictInputSerializer
 from sessions_app.schema import BODY_ERRORS, errors, uuid_path
 
 _PROFILE_SCHEMA = inline_serializer(

@@ -1,4 +1,5 @@
-"""The instructions a session's next Realtime session starts with.
+"""The instructions a session's next upstream session starts with: pure functions of a profile
+and a recap (the reads that feed them are extraction.selectors').
 
 `instructions_build` is pure and deterministic: the operator's base instructions, a context
 marker, fixed rules, then the profile and a recap of the latest turns as quoted data, all within
@@ -17,8 +18,7 @@ from typing import Any
 
 from django.conf import settings
 
-from extraction.schema import LIST_FIELDS, SCALAR_FIELDS, ExtractedProfile, profile_from_data
-from sessions_app.models import Session
+from extraction.schema import LIST_FIELDS, SCALAR_FIELDS, ExtractedProfile
 
 DEFAULT_BUDGET_CHARS = 6000
 RECAP_TURN_CHARS = 300
@@ -148,21 +148,6 @@ def recap_size() -> int:
     return settings.EXTRACTION_RECAP_TURNS
 
 
-def session_instructions(*, session: Session) -> str:
-    """Instructions for the session's next Realtime session (create, renew): the latest
-    profile and a recap of the latest turns, built now."""
-    from extraction.selectors import profile_latest, recap_turns
-
-    profile = profile_latest(session=session)
-    return instructions_build(
-        base=settings.REALTIME_BASE_INSTRUCTIONS,
-        profile=profile_from_data(profile.data) if profile is not None else None,
-        version=profile.version if profile is not None else None,
-        recap=recap_turns(session=session, limit=recap_size()),
-        budget=instructions_budget(),
-    )
-
-
 def carried_instructions(*, profile: ExtractedProfile) -> str:
     """A carried profile's instructions: version 1 of the new session, no recap."""
     return instructions_build(
@@ -172,14 +157,3 @@ def carried_instructions(*, profile: ExtractedProfile) -> str:
         recap=[],
         budget=instructions_budget(),
     )
-
-
-def profile_carry_instructions(*, from_session: Session) -> str:
-    """The first instructions of a session refreshed with carryProfile: `from_session`'s
-    latest profile only (its transcript is not carried); the base ones when it has none."""
-    from extraction.selectors import profile_latest
-
-    profile = profile_latest(session=from_session)
-    if profile is None:
-        return str(settings.REALTIME_BASE_INSTRUCTIONS)
-    return carried_instructions(profile=profile_from_data(profile.data))

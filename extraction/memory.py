@@ -1,14 +1,18 @@
-"""Memory that follows a user across sessions.
+"""What a new session starts with from the owner's earlier sessions (`session_start`, the
+ground floor's hook sessions_app.hooks.session_start).
 
-A new session of an owner (a host-app user by default, a browser cookie when it asks) starts
-from what the owner's earlier sessions left: the newest profile of any of them, and a recap of
-the newest spoken turns of the latest one that has any, both inside the instructions builder's
-budget (the upstream's limit on instructions). The profile is copied as version 1 of the new
-session, so extraction there continues from it; the recap is read, never copied.
+Memory follows a user across sessions: a new session of an owner (a host-app user by default, a
+browser cookie when it asks) starts from what the owner's earlier sessions left, the newest
+profile of any of them and a recap of the newest spoken turns of the latest one that has any,
+both inside the instructions builder's budget (the upstream's limit on instructions). A refresh
+with carryProfile starts from the refreshed session's latest profile only. A carried profile is
+copied as version 1 of the new session, so extraction there continues from it; the recap is
+read, never copied.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -16,13 +20,18 @@ from django.db.models import Q
 
 from extraction.instructions import (
     RecapTurn,
+    carried_instructions,
     instructions_budget,
     instructions_build,
     recap_size,
 )
+from extraction.models import Profile
 from extraction.schema import profile_from_data
-from extraction.selectors import CONVERSATION_ROLES, SPOKEN_STATUSES, recap_turns
-from sessions_app.models import Profile, Session, TranscriptTurn
+from extraction.selectors import profile_latest, recap_turns
+from extraction.services import profile_copy
+from sessions_app.hooks import SessionStart
+from sessions_app.models import Session, TranscriptTurn
+from sessions_app.selectors import CONVERSATION_ROLES, SPOKEN_STATUSES
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,10 @@ class Memory:
     @property
     def empty(self) -> bool:
         return self.profile is None and not self.recap
+
+    @property
+    def carried(self) -> bool:
+        return not self.empty
 
 
 def memory_of(*, owner_hash: str) -> Memory:
@@ -75,14 +88,37 @@ def memory_instructions(memory: Memory) -> str:
     )
 
 
-def memory_json(memory: Memory | None) -> dict[str, object]:
-    """What the page is told was carried into its new session (`memory` of POST /session)."""
-    if memory is None or memory.empty:
-        return {"carried": False, "profile": None, "fromSessionId": None, "recapTurns": []}
-    profile = memory.profile
-    return {
-        "carried": True,
-        "profile": profile.data if profile is not None else None,
-        "fromSessionId": str(profile.session.public_id) if profile is not None else None,
-        "recapTurns": [{"role": turn.role, "text": turn.text} for turn in memory.recap],
-    }
+def session_start(
+    *, owner_hash: str, previous: Session | None, carry_profile: bool, carry_memory: bool
+) -> SessionStart:
+    """What a new session of `owner_hash` starts with (sessions_app.hooks.session_start): the
+    owner's memory when `carry_memory` finds any; else, with `carry_profile`, the latest
+    profile of `previous` (the session a refresh closes, its transcript not carried); else the
+    base instructions. The instructions are built once, here; the profile they were built
+    from is the one copied into the new session (`carry`)."""
+    memory = memory_of(owner_hash=owner_hash) if carry_memory else None
+    source: Profile | None = None
+    if memory is not None and not memory.empty:
+        instructions = memory_instructions(memory)
+        source = memory.profile
+    elif carry_profile and previous is not None:
+        source = profile_latest(session=previous)
+        instructions = (
+            carried_instructions(profile=profile_from_data(source.data))
+            if source is not None
+            else settings.REALTIME_BASE_INSTRUCTIONS
+        )
+    else:
+        instructions = settings.REALTIME_BASE_INSTRUCTIONS
+    return SessionStart(
+        instructions=instructions,
+        carry=_profile_carry(source, instructions) if source is not None else None,
+        memory=memory,
+    )
+
+
+def _profile_carry(source: Profile, instructions: str) -> Callable[[Session], Profile]:
+    """Copies `source` as version 1 of the session it is given, with `instructions`."""
+    return lambda session: profile_copy(
+        source=source, to_session=session, instructions=instructions
+    )

@@ -1,7 +1,9 @@
-"""Extraction runs: one request for a new profile version, from queued to done.
+"""Profiles and the extraction runs that make them.
 
-A run is what the status URL of a 202 points at, what a second concurrent request joins, and
-where a failed extraction reports its error (nothing else is written when it fails).
+A profile version is what an extraction made of a session's transcript (its facts, and the
+instructions built from them). A run is one request for a new version, from queued to done:
+what the status URL of a 202 points at, what a second concurrent request joins, and where a
+failed extraction reports its error (nothing else is written when it fails).
 """
 
 from __future__ import annotations
@@ -11,7 +13,39 @@ import uuid
 from django.db import models
 from django.db.models import Q
 
-from sessions_app.models import Profile, Session
+from sessions_app.models import Session
+
+
+class Profile(models.Model):
+    """A structured profile extracted from a session's transcript; versions only increase."""
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="profiles")
+    version = models.PositiveIntegerField()
+    data = models.JSONField()
+    instructions = models.TextField()
+    # How many completed turns the profile was built from, and the last one's position:
+    # the next extraction sends only the turns after it.
+    turn_count = models.PositiveIntegerField()
+    last_position = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        # The table it had in sessions_app, kept when the model moved here (no data moved).
+        db_table = "sessions_app_profile"
+        ordering = ["session", "-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session", "version"], name="profile_session_version_uniq"
+            ),
+            models.CheckConstraint(name="profile_version_positive", condition=Q(version__gte=1)),
+        ]
+        indexes = [
+            # Serves the webhook scan of profile.extracted and a user's newest profile (memory).
+            models.Index(fields=["created_at"], name="profile_created_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"profile v{self.version} of {self.session_id}"
 
 
 class ExtractionRun(models.Model):

@@ -22,7 +22,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from sideband.capture.storable import json_storable
+from sessions_app.storable import json_storable
 
 PROFILE_SCHEMA_VERSION = 1
 PROFILE_SCHEMA_NAME = "user_profile"

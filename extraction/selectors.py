@@ -1,4 +1,4 @@
-"""Reads for extraction, rehydration and the instructions builder."""
+"""Reads for extraction, rehydration and the instructions builder, and a profile's JSON."""
 
 from __future__ import annotations
 
@@ -6,16 +6,16 @@ import datetime as dt
 import time
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from extraction.instructions import RecapTurn
-from extraction.models import ExtractionRun
-from sessions_app.models import Call, Profile, Session, TranscriptTurn
+from extraction.instructions import RecapTurn, instructions_budget, instructions_build, recap_size
+from extraction.models import ExtractionRun, Profile
+from extraction.schema import profile_from_data
+from sessions_app.models import Call, Session, TranscriptTurn
+from sessions_app.selectors import CONVERSATION_ROLES, SPOKEN_STATUSES
 
-CONVERSATION_ROLES = (TranscriptTurn.Role.USER, TranscriptTurn.Role.ASSISTANT)
-# Turns with words in them: completed, or interrupted (what was said before the cut stays).
-SPOKEN_STATUSES = (TranscriptTurn.Status.COMPLETED, TranscriptTurn.Status.INCOMPLETE)
 # An in-progress turn younger than this holds back the extraction window (its transcript may
 # still arrive, possibly after the assistant's answer); an older one is treated as abandoned.
 SETTLE_S = 30.0
@@ -33,6 +33,34 @@ class ExtractionWindow:
 
 def profile_latest(*, session: Session) -> Profile | None:
     return Profile.objects.filter(session=session).order_by("-version").first()
+
+
+def profile_payload(*, profile: Profile) -> dict[str, object]:
+    """The API's and the live socket's JSON for a profile version."""
+    return {
+        "profile": profile.data,
+        "instructions": profile.instructions,
+        "version": profile.version,
+    }
+
+
+def profile_latest_payload(*, session: Session) -> dict[str, object] | None:
+    """The profile in force (its instructions are applied on renew), as `profile_payload`."""
+    profile = profile_latest(session=session)
+    return profile_payload(profile=profile) if profile is not None else None
+
+
+def session_instructions(*, session: Session) -> str:
+    """Instructions for the session's next upstream session (renew): the latest profile and a
+    recap of the latest turns, built now (extraction.instructions.instructions_build)."""
+    profile = profile_latest(session=session)
+    return instructions_build(
+        base=settings.REALTIME_BASE_INSTRUCTIONS,
+        profile=profile_from_data(profile.data) if profile is not None else None,
+        version=profile.version if profile is not None else None,
+        recap=recap_turns(session=session, limit=recap_size()),
+        budget=instructions_budget(),
+    )
 
 
 def run_pending(*, session: Session) -> ExtractionRun | None:
@@ -110,43 +138,3 @@ def run_wait(*, run: ExtractionRun, timeout_s: float, poll_s: float = 0.05) -> E
         if current.status != ExtractionRun.Status.PENDING or time.monotonic() >= deadline:
             return current
         time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
-
-
-# A conservative token estimate for Live's `input` limit: about 3 characters a token (English
-# averages 4) plus a few tokens of message framing, so a history that fits here fits upstream.
-LIVE_CHARS_PER_TOKEN = 3
-LIVE_TOKENS_PER_MESSAGE = 4
-
-
-def live_input_tokens(text: str) -> int:
-    return -(-len(text) // LIVE_CHARS_PER_TOKEN) + LIVE_TOKENS_PER_MESSAGE
-
-
-def live_history(*, session: Session, max_messages: int, max_tokens: int) -> list[tuple[str, str]]:
-    """The newest user and assistant turns of `session` that fit Live's `input` limits, oldest
-    first, as (role, text): what a renewed Live session starts with.
-
-    A Live turn's text is stored as it grows, so a turn still `in_progress` (its call was
-    superseded before the segment closed) counts too; failed and empty turns do not. Whole
-    turns only: the newest turn that does not fit ends the history.
-    """
-    history: list[tuple[str, str]] = []
-    budget = max_tokens
-    rows = (
-        TranscriptTurn.objects.filter(session=session, role__in=CONVERSATION_ROLES)
-        .exclude(status=TranscriptTurn.Status.FAILED)
-        .exclude(Q(text__isnull=True) | Q(text=""))
-        .order_by("-position")
-        .values_list("role", "text")
-    )
-    for role, raw in rows.iterator(chunk_size=64):
-        text = (raw or "").strip()
-        if len(history) >= max_messages:
-            break
-        cost = live_input_tokens(text)
-        if cost > budget:
-            break
-        budget -= cost
-        history.append((role, text))
-    history.reverse()
-    return history

@@ -1,4 +1,4 @@
-"""Writes of extraction: asking for a profile, making a version, carrying one to a new session.
+"""Writes of extraction: asking for a profile, making a version, copying one to a new session.
 
 The flow: `extraction_request` (the API) either answers with the latest profile, because no
 turn was added since, or makes sure exactly one pending ExtractionRun exists for the session
@@ -20,13 +20,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from extraction.instructions import (
-    carried_instructions,
-    instructions_budget,
-    instructions_build,
-    recap_size,
-)
-from extraction.models import ExtractionRun
+from extraction.instructions import instructions_budget, instructions_build, recap_size
+from extraction.models import ExtractionRun, Profile
 from extraction.schema import (
     PROFILE_JSON_SCHEMA,
     PROFILE_SCHEMA_NAME,
@@ -38,9 +33,16 @@ from extraction.schema import (
     profile_parse,
     profile_to_data,
 )
-from extraction.selectors import extraction_window, profile_latest, recap_turns, run_pending
+from extraction.selectors import (
+    extraction_window,
+    profile_latest,
+    profile_payload,
+    recap_turns,
+    run_pending,
+)
 from sessions_app import upstream
-from sessions_app.models import Profile, Session, TranscriptTurn
+from sessions_app.models import Session, TranscriptTurn
+from sessions_app.push import push_to_session
 
 logger = logging.getLogger(__name__)
 
@@ -230,43 +232,15 @@ def run_fail(*, run: ExtractionRun, error: str) -> ExtractionRun:
     return run
 
 
-def profile_payload(*, profile: Profile) -> dict[str, object]:
-    """The API's and the live socket's JSON for a profile version."""
-    return {
-        "profile": profile.data,
-        "instructions": profile.instructions,
-        "version": profile.version,
-    }
-
-
 def profile_push(*, profile: Profile) -> None:
     """Tell the session's page about a new version over its live socket (best effort: the
     page can always re-read it through the API)."""
-    try:
-        from sideband.push import push_to_session
-    except ImportError:
-        logger.info("Live push not available yet; profile v%s not pushed", profile.version)
-        return
     try:
         push_to_session(
             session=profile.session, payload={"type": "profile", **profile_payload(profile=profile)}
         )
     except Exception:
         logger.exception("Pushing profile v%s to its session failed", profile.version)
-
-
-def profile_carry(*, from_session: Session, to_session: Session) -> Profile | None:
-    """Refresh with carryProfile: the old session's latest profile becomes version 1 of the new
-    one. Its instructions are rebuilt without the old transcript's recap: only the profile
-    crosses over. Idempotent: a session that already has a profile keeps it."""
-    source = profile_latest(session=from_session)
-    if source is None:
-        return None
-    return profile_copy(
-        source=source,
-        to_session=to_session,
-        instructions=carried_instructions(profile=profile_from_data(source.data)),
-    )
 
 
 def profile_copy(*, source: Profile, to_session: Session, instructions: str) -> Profile:

@@ -18,9 +18,9 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from extraction.models import ExtractionRun
+from extraction.models import ExtractionRun, Profile
 from hostapi.models import DataDeletion, WebhookDelivery
-from sessions_app.models import Call, ClientSecret, Profile, Session, TranscriptTurn
+from sessions_app.models import Call, ClientSecret, Session, TranscriptTurn
 
 logger = logging.getLogger(__name__)
 

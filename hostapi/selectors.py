@@ -7,8 +7,8 @@ from typing import Any
 
 from django.db.models import Q
 
-from extraction.models import ExtractionRun
-from sessions_app.models import Profile, Session
+from extraction.models import ExtractionRun, Profile
+from sessions_app.models import Session
 from sessions_app.selectors import iso, session_json, turn_json, turn_list
 
 MAX_PAGE = 500

@@ -38,9 +38,10 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from extraction.models import Profile
 from hostapi.models import EventType, WebhookDelivery, WebhookEndpoint, WebhookScanCursor
 from sessions_app.crypto import secret_decrypt, secret_encrypt
-from sessions_app.models import Call, Profile, Session, TranscriptTurn
+from sessions_app.models import Call, Session, TranscriptTurn
 from sessions_app.selectors import call_json, iso, turn_json
 
 logger = logging.getLogger(__name__)

@@ -49,25 +49,32 @@ def credential_well_formed(raw: str | None) -> str | None:
     return raw
 
 
+def identity_of(*, authorization: str | None, user: object, cookie: str | None) -> Identity | None:
+    """Who a caller acts as, from what it sent: an `Authorization` header (a host app's
+    token), the host project's `user`, or the client cookie's raw value (`cookie`, checked for
+    a credential's shape before it is hashed). The one rule for a request (`request_identity`)
+    and the live socket (sideband.consumers); raises TokenInvalid for a bad token."""
+    credential = credential_well_formed(cookie)
+    return identity_resolve(
+        authorization=authorization,
+        user=user,
+        cookie_owner_hash=client_hash_of(credential) if credential is not None else None,
+    )
+
+
 def request_identity(request: HttpRequest | Request) -> Identity | None:
-    """Who the request acts as (sessions_app.identity); a bad bearer token is a 401."""
+    """Who the request acts as (`identity_of`); a bad bearer token is a 401."""
     if isinstance(request, Request) and isinstance(request.auth, Identity):
         return request.auth  # HostUserAuthentication resolved it already
     django_request = _django_request(request)
     try:
-        return identity_resolve(
+        return identity_of(
             authorization=django_request.headers.get("Authorization"),
             user=getattr(django_request, "user", None),
-            cookie_owner_hash=client_hash(django_request),
+            cookie=django_request.COOKIES.get(settings.CLIENT_COOKIE_NAME),
         )
     except TokenInvalid as exc:
         raise exceptions.AuthenticationFailed(exc.reason) from None
-
-
-def client_hash(request: HttpRequest | Request) -> str | None:
-    """sha256 of the caller's credential (what `Session.owner_hash` holds), or None."""
-    credential = client_credential(request)
-    return client_hash_of(credential) if credential is not None else None
 
 
 def client_hash_of(credential: str) -> str:
@@ -136,14 +143,19 @@ def session_id_parse(raw: object) -> uuid.UUID | None:
     return value if str(value) == raw.lower() else None
 
 
+def session_owned(*, public_id: uuid.UUID | str, identity: Identity | None) -> Session | None:
+    """The session with this public id when `identity` owns it, else None: a session that is
+    someone else's and one that does not exist look the same. The one ownership rule of the
+    API's views (`owned_session_or_404`) and the live socket (sideband.consumers)."""
+    parsed = public_id if isinstance(public_id, uuid.UUID) else session_id_parse(public_id)
+    if identity is None or parsed is None:
+        return None
+    return Session.objects.filter(public_id=parsed, owner_hash=identity.owner_hash).first()
+
+
 def owned_session_or_404(request: HttpRequest | Request, public_id: uuid.UUID | str) -> Session:
     """The caller's session with this public id; 404 when missing or owned by someone else."""
-    identity = request_identity(request)
-    owner = identity.owner_hash if identity is not None else None
-    parsed = public_id if isinstance(public_id, uuid.UUID) else session_id_parse(public_id)
-    if owner is None or parsed is None:
-        raise exceptions.NotFound("Session not found.")
-    session = Session.objects.filter(public_id=parsed, owner_hash=owner).first()
+    session = session_owned(public_id=public_id, identity=request_identity(request))
     if session is None:
         raise exceptions.NotFound("Session not found.")
     return session

@@ -1,8 +1,7 @@
-"""Sessions, their client secrets, calls, transcript turns and profiles.
+"""Sessions, their client secrets, calls and transcript turns (profiles: extraction.models).
 
 Invariants live in the database as named constraints; services rely on them to settle races
-(a second registration of a call, two extractions making one version, a stale sideband writing
-after a newer call took over).
+(a second registration of a call, a stale sideband writing after a newer call took over).
 """
 
 from __future__ import annotations
@@ -282,33 +281,3 @@ class TranscriptTurn(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role} {self.item_id}"
-
-
-class Profile(models.Model):
-    """A structured profile extracted from a session's transcript; versions only increase."""
-
-    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="profiles")
-    version = models.PositiveIntegerField()
-    data = models.JSONField()
-    instructions = models.TextField()
-    # How many completed turns the profile was built from, and the last one's position:
-    # the next extraction sends only the turns after it.
-    turn_count = models.PositiveIntegerField()
-    last_position = models.BigIntegerField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["session", "-version"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["session", "version"], name="profile_session_version_uniq"
-            ),
-            models.CheckConstraint(name="profile_version_positive", condition=Q(version__gte=1)),
-        ]
-        indexes = [
-            # Serves the webhook scan of profile.extracted and a user's newest profile (memory).
-            models.Index(fields=["created_at"], name="profile_created_at_idx"),
-        ]
-
-    def __str__(self) -> str:
-        return f"profile v{self.version} of {self.session_id}"

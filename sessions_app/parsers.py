@@ -5,7 +5,7 @@ RecursionError (a 500 on every POST endpoint), decodes any charset the client na
 accepts lone surrogates (`"\\ud800"`) that no database can store. This parser answers each of
 those with a ParseError naming the problem, which the API's exception handler turns into a 400
 `{"body": [...]}`. The body's size is capped before anything parses it
-(`sessions_app.api.ClientAPIView`).
+(`sessions_app.api.base.ClientAPIView`).
 """
 
 from __future__ import annotations

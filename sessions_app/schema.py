@@ -125,7 +125,7 @@ class SettingChoiceFieldExtension(OpenApiSerializerFieldExtension):
     """A `SettingChoiceField` is documented as the enum of its setting's values, read when the
     schema is generated: what this server accepts, not what the code's defaults say."""
 
-    target_class = "sessions_app.api.SettingChoiceField"
+    target_class = "sessions_app.api.fields.SettingChoiceField"
 
     def map_serializer_field(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
         return {"type": "string", "enum": list(getattr(settings, self.target.setting))}
@@ -134,7 +134,7 @@ class SettingChoiceFieldExtension(OpenApiSerializerFieldExtension):
 class ApiFieldExtension(OpenApiSerializerFieldExtension):
     """An `ApiField` is its body variant's one API (the create body is a oneOf per API)."""
 
-    target_class = "sessions_app.api.ApiField"
+    target_class = "sessions_app.api.fields.ApiField"
 
     def map_serializer_field(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
         return {"type": "string", "enum": [self.target.api]}

@@ -10,14 +10,17 @@ import datetime as dt
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
-from extraction.selectors import profile_latest
-from extraction.services import profile_payload
+from sessions_app import hooks
 from sessions_app.models import Call, ClientSecret, Session, TranscriptTurn
-from sideband.selectors import call_capture
+from sessions_app.push import push_position_json, push_seq_current
 
 _TOOL_ROLES = (TranscriptTurn.Role.TOOL_CALL, TranscriptTurn.Role.TOOL_OUTPUT)
+# The turns of the conversation itself (not tools): what recaps, memory and Live's history read.
+CONVERSATION_ROLES = (TranscriptTurn.Role.USER, TranscriptTurn.Role.ASSISTANT)
+# Turns with words in them: completed, or interrupted (what was said before the cut stays).
+SPOKEN_STATUSES = (TranscriptTurn.Status.COMPLETED, TranscriptTurn.Status.INCOMPLETE)
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -58,10 +61,6 @@ def turn_list(*, session: Session, after: int | None = None) -> QuerySet[Transcr
 
 
 def transcript_json(*, session: Session, after: int | None = None) -> dict[str, Any]:
-    # The live push numbers its messages (in Redis when it is configured); imported here as
-    # the sideband depends on this module, not the other way round.
-    from sideband.push import push_position_json, push_seq_current
-
     return {
         "sessionId": str(session.public_id),
         # The live push's sequence number (and epoch) at read time: a page that sees a later
@@ -91,7 +90,7 @@ def call_json(call: Call) -> dict[str, Any]:
         "attachedAt": iso(call.attached_at),
         "endedAt": iso(call.ended_at),
         "endReason": call.end_reason or None,
-        "capture": call_capture(call=call),
+        "capture": hooks.call_capture(call=call),
     }
 
 
@@ -99,7 +98,6 @@ def session_json(*, session: Session) -> dict[str, Any]:
     """GET /session/{id}: state, calls (oldest first) and when the browser's access ends: the
     newest secret's expiry (Realtime) or the current Live session's (120 minutes upstream)."""
     secret = secret_newest(session=session)
-    profile = profile_latest(session=session)
     calls = list(Call.objects.filter(session=session).order_by("generation"))
     current = next((c for c in calls if c.generation == session.current_generation), None)
     expires_at = secret.expires_at if secret is not None else None
@@ -126,11 +124,11 @@ def session_json(*, session: Session) -> dict[str, Any]:
         "generation": session.current_generation,
         "callId": current.call_id if current is not None else None,
         "expiresAt": iso(expires_at),
-        "capture": call_capture(call=current) if current is not None else None,
+        "capture": hooks.call_capture(call=current) if current is not None else None,
         "calls": [call_json(call) for call in calls],
         "turnCount": TranscriptTurn.objects.filter(session=session).count(),
         # The profile in force (its instructions are applied on renew): a reloaded page shows it.
-        "profile": profile_payload(profile=profile) if profile is not None else None,
+        "profile": hooks.session_profile_json(session=session),
     }
     if session.api == Session.Api.LIVE:
         state["api"] = session.api  # Realtime sessions keep the seed's shape exactly
@@ -147,3 +145,43 @@ def session_newest_open(*, owner_hash: str) -> Session | None:
         .order_by("-created_at", "-id")
         .first()
     )
+
+
+# A conservative token estimate for Live's `input` limit: about 3 characters a token (English
+# averages 4) plus a few tokens of message framing, so a history that fits here fits upstream.
+LIVE_CHARS_PER_TOKEN = 3
+LIVE_TOKENS_PER_MESSAGE = 4
+
+
+def live_input_tokens(text: str) -> int:
+    return -(-len(text) // LIVE_CHARS_PER_TOKEN) + LIVE_TOKENS_PER_MESSAGE
+
+
+def live_history(*, session: Session, max_messages: int, max_tokens: int) -> list[tuple[str, str]]:
+    """The newest user and assistant turns of `session` that fit Live's `input` limits, oldest
+    first, as (role, text): what a renewed Live session starts with.
+
+    A Live turn's text is stored as it grows, so a turn still `in_progress` (its call was
+    superseded before the segment closed) counts too; failed and empty turns do not. Whole
+    turns only: the newest turn that does not fit ends the history.
+    """
+    history: list[tuple[str, str]] = []
+    budget = max_tokens
+    rows = (
+        TranscriptTurn.objects.filter(session=session, role__in=CONVERSATION_ROLES)
+        .exclude(status=TranscriptTurn.Status.FAILED)
+        .exclude(Q(text__isnull=True) | Q(text=""))
+        .order_by("-position")
+        .values_list("role", "text")
+    )
+    for role, raw in rows.iterator(chunk_size=64):
+        text = (raw or "").strip()
+        if len(history) >= max_messages:
+            break
+        cost = live_input_tokens(text)
+        if cost > budget:
+            break
+        budget -= cost
+        history.append((role, text))
+    history.reverse()
+    return history

@@ -1,9 +1,11 @@
-"""Writes of the session API: create (and refresh), call registration, renew.
+"""Writes of sessions: create (and refresh), renew, the idle close (calls: sessions_app.calls).
 
 Every service that spends money upstream mints the client secret BEFORE opening its write
 transaction: a failed mint writes nothing, and no session ever exists without its secret.
 Races are settled in the database: the per-client lock (open-session cap, refresh), the
-conditional generation bump (call registration) and the unique call id.
+session's row lock (renew) and, for the call a Live session starts with, the call's own rules.
+What a new session carries over (a profile, the owner's memory) and the instructions a renewed
+one gets are the extraction's to say, through sessions_app.hooks.
 """
 
 from __future__ import annotations
@@ -11,32 +13,19 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from config.outages import BROKER_AWAY
-from extraction.instructions import profile_carry_instructions, session_instructions
-from extraction.memory import Memory, memory_instructions, memory_of
-from extraction.selectors import live_history
-from extraction.services import profile_carry, profile_copy
-from sessions_app import selectors, upstream, upstream_live
+from sessions_app import hooks, selectors, upstream, upstream_live
+from sessions_app.calls import SessionClosed, call_add
 from sessions_app.crypto import secret_encrypt, sha256_hex
 from sessions_app.models import Call, ClientSecret, Session, TranscriptTurn
 from sessions_app.voice import Started, voice_start
 
 logger = logging.getLogger(__name__)
-
-
-class SessionClosed(Exception):
-    """The session is closed: it takes no new call and no new secret."""
-
-
-class CallConflict(Exception):
-    """The call id is already bound to another session."""
 
 
 class OpenSessionsLimit(Exception):
@@ -53,8 +42,9 @@ class Created:
     expires_at: dt.datetime
     call: Call | None = None
     answer_sdp: str | None = None
-    # What the owner's earlier sessions gave this one (extraction.memory), when it asked.
-    memory: Memory | None = None
+    # What the page is told was carried from the owner's earlier sessions, when it asked
+    # (sessions_app.hooks.SessionStart.memory).
+    memory: object | None = None
 
 
 @dataclass(frozen=True)
@@ -124,19 +114,18 @@ def session_create(
     ):
         # Checked before minting so an over-cap client spends nothing; re-checked under the lock.
         raise OpenSessionsLimit
-    memory = memory_of(owner_hash=owner_hash) if carry_memory else None
-    if memory is not None and not memory.empty:
-        instructions = memory_instructions(memory)
-    elif carry_profile and previous is not None:
-        instructions = profile_carry_instructions(from_session=previous)
-    else:
-        instructions = settings.REALTIME_BASE_INSTRUCTIONS
+    start = hooks.session_start(
+        owner_hash=owner_hash,
+        previous=previous,
+        carry_profile=carry_profile,
+        carry_memory=carry_memory,
+    )
     started = voice_start(
         api=api,
         model=model,
         voice=voice,
         transcription=transcription,
-        instructions=instructions,
+        instructions=start.instructions,
         history=[],
         offer_sdp=offer_sdp,
         ttl_seconds=settings.CLIENT_SECRET_TTL_S,
@@ -159,12 +148,10 @@ def session_create(
             transcription_enabled=transcription or api == Session.Api.LIVE,
             replaces=replaced,
         )
-        secret = _started_secret(session=session, started=started, instructions=instructions)
+        secret = _started_secret(session=session, started=started, instructions=start.instructions)
         call = _started_call(session=session, started=started)
-        if memory is not None and memory.profile is not None:
-            profile_copy(source=memory.profile, to_session=session, instructions=instructions)
-        elif carry_profile and replaced is not None:
-            profile_carry(from_session=replaced, to_session=session)
+        if start.carry is not None:
+            start.carry(session)
     logger.info(
         "session created session=%s api=%s replaces=%s",
         session.public_id,
@@ -178,7 +165,7 @@ def session_create(
         expires_at=started.expires_at,
         call=call,
         answer_sdp=started.answer_sdp,
-        memory=memory,
+        memory=start.memory,
     )
 
 
@@ -209,7 +196,7 @@ def _started_call(*, session: Session, started: Started) -> Call | None:
     """Live: the upstream session is the session's newest call, registered now."""
     if started.call_id is None:
         return None
-    call = _call_add(session=session, call_id=started.call_id)
+    call = call_add(session=session, call_id=started.call_id)
     if call is None:
         raise SessionClosed
     return call
@@ -223,117 +210,11 @@ def _session_close_locked(*, session: Session, reason: str) -> Session | None:
     )
     if closed == 0:
         return None
-    _calls_end(
+    hooks.calls_end(
         calls=Call.objects.filter(session_id=session.pk), reason=Call.EndReason.SESSION_CLOSED
     )
     session.refresh_from_db()
     return session
-
-
-def _calls_end(*, calls: QuerySet[Call], reason: str) -> None:
-    """End the live calls of `calls`: the page is told and the upstream hangs them up, after
-    commit (what a call end does is the sideband app's one rule: sideband.services.calls_end)."""
-    from sideband.services import calls_end
-
-    calls_end(calls=calls, reason=reason)
-
-
-def _call_own_dispatch(call_id: str, generation: int) -> None:
-    """Hand the call to the sideband worker. A lost dispatch is recovered by the reconciler
-    (a live call without a lease), so a broker hiccup must not fail the registration."""
-    from sideband.tasks import call_own
-
-    try:
-        call_own.delay(call_id, generation)
-    except BROKER_AWAY as exc:
-        logger.warning(
-            "call_own not dispatched, broker away (the reconciler dispatches it when it is "
-            "back) call=%s generation=%s: %r",
-            call_id,
-            generation,
-            exc,
-        )
-    except Exception:
-        logger.exception("dispatch of call_own failed call=%s generation=%s", call_id, generation)
-
-
-def call_register(*, session: Session, call_id: str) -> tuple[Call, bool]:
-    """Record `call_id` as the session's newest generation; (call, created).
-
-    Idempotent for a call already registered to this session. The generation bump is a
-    conditional UPDATE (it also row-locks the session, so concurrent registrations take
-    turns); the previous live call is ended as superseded; the unique call id settles two
-    registrations of the same call. Raises CallConflict, SessionClosed.
-    """
-    existing = Call.objects.filter(call_id=call_id).first()
-    if existing is not None:
-        return _call_existing(existing, session=session), False
-    try:
-        with transaction.atomic():
-            call = _call_add(session=session, call_id=call_id)
-            if call is None:
-                raise SessionClosed
-    except IntegrityError:
-        # Registered concurrently: the winner's row decides.
-        existing = Call.objects.filter(call_id=call_id).first()
-        if existing is None:
-            raise
-        return _call_existing(existing, session=session), False
-    logger.info(
-        "call registered session=%s call=%s generation=%s",
-        session.public_id,
-        call_id,
-        call.generation,
-    )
-    return call, True
-
-
-def _call_add(*, session: Session, call_id: str) -> Call | None:
-    """In the caller's transaction: `call_id` becomes the session's newest generation (None
-    when the session is closed); the previous live call is ended as superseded; the new one
-    is dispatched to the sideband worker on commit.
-
-    The generation bump is a conditional UPDATE (it also row-locks the session, so
-    concurrent registrations take turns); the unique call id settles two registrations of
-    the same call.
-    """
-    bumped = Session.objects.filter(pk=session.pk, status=Session.Status.ACTIVE).update(
-        current_generation=F("current_generation") + 1, updated_at=timezone.now()
-    )
-    if bumped == 0:
-        return None
-    generation = (
-        Session.objects.filter(pk=session.pk).values_list("current_generation", flat=True).get()
-    )
-    # The older call stops here: fenced out, its page told, hung up upstream.
-    superseded = Call.objects.filter(session=session, ended_at__isnull=True)
-    _live_turns_close(session=session, calls=superseded)
-    _calls_end(calls=superseded, reason=Call.EndReason.SUPERSEDED)
-    call = Call.objects.create(
-        call_id=call_id,
-        session=session,
-        generation=generation,
-        secret=selectors.secret_newest(session=session),
-    )
-    transaction.on_commit(lambda: _call_own_dispatch(call.call_id, call.generation))
-    session.current_generation = generation
-    return call
-
-
-def _live_turns_close(*, session: Session, calls: Any) -> None:
-    """A Live turn grows until its segment closes; once its call has ended nothing can add to
-    it (a new call starts new turns), so it is complete as stored."""
-    if session.api != Session.Api.LIVE:
-        return
-    TranscriptTurn.objects.filter(call__in=calls, status=TranscriptTurn.Status.IN_PROGRESS).update(
-        status=TranscriptTurn.Status.COMPLETED, completed_at=timezone.now()
-    )
-
-
-def _call_existing(call: Call, *, session: Session) -> Call:
-    if call.session_id != session.pk:
-        raise CallConflict
-    return call
 
 
 def session_renew(*, session: Session, offer_sdp: str | None = None) -> Renewed:
@@ -347,9 +228,9 @@ def session_renew(*, session: Session, offer_sdp: str | None = None) -> Renewed:
     """
     if session.status != Session.Status.ACTIVE:
         raise SessionClosed
-    instructions = session_instructions(session=session)
+    instructions = hooks.session_instructions(session=session)
     history = (
-        live_history(
+        selectors.live_history(
             session=session,
             max_messages=settings.LIVE_INPUT_MAX_MESSAGES,
             max_tokens=settings.LIVE_INPUT_MAX_TOKENS,

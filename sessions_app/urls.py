@@ -1,33 +1,24 @@
-"""Routes of the session API (paths exactly as the seed) and the page at /."""
+"""Routes of the session API (paths exactly as the seed); config/urls.py mounts them."""
 
 from __future__ import annotations
 
 from django.urls import URLPattern, path
 
-from extraction.api import ExtractionStatusView, ExtractProfileView
-from sessions_app import api, views
+from sessions_app.api import reads, writes
 
 urlpatterns: list[URLPattern] = [
-    path("", views.index, name="index"),
-    path("session", api.SessionCreateView.as_view(), name="session-create"),
-    path("session/call", api.SessionCallView.as_view(), name="session-call"),
-    path("session/renew", api.SessionRenewView.as_view(), name="session-renew"),
-    path("session/<str:session_id>", api.SessionDetailView.as_view(), name="session-detail"),
+    path("session", writes.SessionCreateView.as_view(), name="session-create"),
+    path("session/call", writes.SessionCallView.as_view(), name="session-call"),
+    path("session/renew", writes.SessionRenewView.as_view(), name="session-renew"),
+    path("session/<str:session_id>", reads.SessionDetailView.as_view(), name="session-detail"),
     path(
         "session/<str:session_id>/transcript",
-        api.SessionTranscriptView.as_view(),
+        reads.SessionTranscriptView.as_view(),
         name="session-transcript",
     ),
     path(
         "session/<str:session_id>/transcript.<str:kind>",
-        api.SessionTranscriptFileView.as_view(),
+        reads.SessionTranscriptFileView.as_view(),
         name="session-transcript-file",
-    ),
-    # Validation, ownership (sessions_app.auth) and the work live in the extraction app.
-    path("extract-profile", ExtractProfileView.as_view(), name="extract-profile"),
-    path(
-        "extract-profile/<str:run_id>",
-        ExtractionStatusView.as_view(),
-        name="extract-profile-status",
     ),
 ]

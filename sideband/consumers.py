@@ -1,13 +1,14 @@
 """The page's live view of its session: `ws/session/<session_id>/`.
 
-Only the session's owner may listen, as sessions_app.identity decides: a host app's token
-(`?access_token=<token>`, as browsers cannot set headers on a WebSocket, or an
-`Authorization` header), the host Django project's user, or the client cookie; the origin is
-checked on scheme, host and port (sideband.origin, config/asgi.py). Any other path is refused
-(`RouteNotFoundConsumer`). On connect the page gets
-a snapshot of the transcript, then every turn change, partial text and call end, each with the
-session's next sequence number and its epoch (sideband.push): a page that spots a gap, or
-another epoch, re-reads `GET /session/{id}/transcript?after=<last position>`.
+Only the session's owner may listen, by the rule the API's views follow
+(sessions_app.auth.identity_of and session_owned): a host app's token (`?access_token=<token>`,
+as browsers cannot set headers on a WebSocket, or an `Authorization` header), the host Django
+project's user, or the client cookie; anyone else is closed with 4403. The origin is checked
+on scheme, host and port (sideband.origin, config/asgi.py). Any other path is refused
+(`RouteNotFoundConsumer`). On connect the page gets a snapshot of the transcript, then every
+turn change, partial text and call end, each with the session's next sequence number and its
+epoch (sessions_app.push): a page that spots a gap, or another epoch, re-reads
+`GET /session/{id}/transcript?after=<last position>`.
 
 The page sends two things: `{"type": "items.seen", "callId", "items": [{"id",
 "previousItemId"}]}`, the item ids its data channel saw (gap-fill hints, sideband.hints; for a
@@ -31,13 +32,13 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from config.outages import DATABASE_AWAY, REDIS_AWAY
-from sessions_app.auth import client_hash_of, credential_well_formed
-from sessions_app.identity import TokenInvalid, identity_resolve
+from sessions_app.auth import identity_of, session_owned
+from sessions_app.identity import TokenInvalid
 from sessions_app.models import Call, Session
+from sessions_app.push import push_position_json, push_seq_current, session_group
 from sessions_app.selectors import turn_json, turn_list
 from sideband.hints import HintsInvalid, hints_store, items_seen_parse
 from sideband.presence import page_seen
-from sideband.push import push_position_json, push_seq_current, session_group
 
 logger = logging.getLogger(__name__)
 
@@ -79,18 +80,16 @@ def _authorization(scope: dict[str, Any]) -> str | None:
 
 @database_sync_to_async
 def _owned_session(public_id: uuid.UUID, scope: dict[str, Any]) -> Session | None:
-    credential = credential_well_formed(_cookie(scope, settings.CLIENT_COOKIE_NAME))
+    """The socket's session when its caller owns it (sessions_app.auth, as for a request)."""
     try:
-        identity = identity_resolve(
+        identity = identity_of(
             authorization=_authorization(scope),
             user=scope.get("user"),
-            cookie_owner_hash=client_hash_of(credential) if credential is not None else None,
+            cookie=_cookie(scope, settings.CLIENT_COOKIE_NAME),
         )
     except TokenInvalid:
         return None
-    if identity is None:
-        return None
-    return Session.objects.filter(public_id=public_id, owner_hash=identity.owner_hash).first()
+    return session_owned(public_id=public_id, identity=identity)
 
 
 @database_sync_to_async

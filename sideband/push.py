@@ -1,21 +1,11 @@
-"""Live push to the page: a numbered notification on the session's Channels group.
+"""The worker's live push: the batching sender of the sideband worker's messages.
 
-Postgres stays the source of truth; a pushed message is a notification with a sequence number
-(per session, gap-free as allocated), so a page that sees a gap re-reads
-`GET /session/{id}/transcript?after=`. channels-redis drops messages past capacity without an
-error; the sequence number is what makes that safe.
-
-The sequence lives in Redis: transcript deltas arrive at speaking pace from many calls, too
-often for a row update each. Without Redis (embedded mode) it is `Session.push_seq`.
-
-**The numbers never go backwards unnoticed.** A Redis counter can vanish (a restart without
-persistence, an expired or evicted key) and would start again at 1, below what the page last
-saw. So the counter is a hash `{epoch, seq}` created and advanced by one Lua script
-(`_TAKE_LUA`): whoever creates it stamps a new `epoch` (Redis' clock in ms), and every message
-carries `(epoch, seq)`. A page that sees another epoch re-reads the transcript and counts afresh
-(static/js/live.js). Messages the worker could not send (Redis away) still consume numbers when
-Redis answers again, followed by a `resync` message: a page whose socket lived through it sees
-the gap and re-reads (`Pusher`).
+What a page receives, and how it is numbered, is the live-push API's (sessions_app.push): one
+counter per session, `(epoch, seq)` on every message. This module is how the sideband worker
+sends many of them: `Pusher` batches per session and per shard, takes a batch's numbers in one
+pipelined round trip, and sends every group's batch in two Redis round trips
+(`group_send_many`). While it runs, every push of the process goes through it
+(sessions_app.push.push_route), the call's end included.
 """
 
 from __future__ import annotations
@@ -23,100 +13,46 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import hashlib
 import logging
 import threading
 import time
 import zlib
 from collections import deque
-from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
-from asgiref.sync import async_to_sync
+from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from channels_redis.core import RedisChannelLayer
 from django.conf import settings
-from django.db.models import F
 
 from config.outages import REDIS_AWAY
-from sessions_app.models import Session
+from sessions_app.push import (
+    MESSAGE_TYPE,
+    REDIS_CLIENT_OPTIONS,
+    SEQ_TAKE_LUA,
+    SEQ_TAKE_SHA,
+    SEQ_TTL_REFRESH_S,
+    SEQ_TTL_S,
+    PushPosition,
+    push_route,
+    push_route_current,
+    push_seq_take,
+    seq_key,
+    session_group,
+)
 
 logger = logging.getLogger(__name__)
 
-# Keys outlive any session (60-minute cap) by far; they expire so Redis does not fill up.
-SEQ_TTL_S = 2 * 24 * 3600
-SEQ_TTL_REFRESH_S = 3600
-MESSAGE_TYPE = "session.push"
 PUSH_CONCURRENCY = 32
 PUSH_LINGER_S = 0.05
 # While messages are owed (Redis away), each shard tries a resync this often.
 PUSH_RESYNC_RETRY_S = 1.0
-# Redis away must not hold a push or a snapshot for long; a pooled connection that died with a
-# Redis restart is retried once on a new one.
-REDIS_CLIENT_OPTIONS: dict[str, Any] = {
-    "socket_connect_timeout": 2,
-    "socket_timeout": 5,
-    "retry_on_error": [redis.ConnectionError],
-}
-# In embedded mode the counter is a column that never resets: one epoch for ever.
-EMBEDDED_EPOCH = 0
-
-# KEYS[1]: the session's counter (a hash: epoch, seq). ARGV: how many numbers to take (0 reads),
-# the key's TTL, "1" to renew the TTL. Returns {epoch, last number taken}. Atomic: a key that
-# vanished is recreated with a new epoch in the same step that numbers the message.
-_TAKE_LUA = """
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if not epoch then
-  local now = redis.call('TIME')
-  epoch = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
-  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
-elseif ARGV[3] == '1' then
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
-end
-return {epoch, redis.call('HINCRBY', KEYS[1], 'seq', ARGV[1])}
-"""
-
-
-@dataclass(frozen=True)
-class PushPosition:
-    """Where a session's numbering stands: `seq` counts within `epoch`."""
-
-    epoch: int
-    seq: int
-
-    @classmethod
-    def from_script(cls, reply: list[Any]) -> PushPosition:
-        epoch, seq = reply
-        return cls(epoch=int(epoch), seq=int(seq))
-
-
-def session_group(session_public_id: str) -> str:
-    return f"session.{session_public_id}"
-
-
-def _seq_key(session_public_id: str) -> str:
-    return f"sideband:push:{session_public_id}"
-
-
-@cache
-def _redis() -> redis.Redis:
-    # Short timeouts: a push or a snapshot must not hang a request while Redis is away.
-    return redis.Redis.from_url(settings.REDIS_URL, **REDIS_CLIENT_OPTIONS)
-
-
-_TAKE_SHA = hashlib.sha1(_TAKE_LUA.encode(), usedforsecurity=False).hexdigest()
-
-
-@cache
-def _take_script() -> Any:
-    return _redis().register_script(_TAKE_LUA)
 
 
 async def _take_many(client: aioredis.Redis, requests: list[tuple[str, int, bool]]) -> list[Any]:
-    """`_TAKE_LUA` for each (key, count, renew_ttl), in one pipelined round trip.
+    """`SEQ_TAKE_LUA` for each (key, count, renew_ttl), in one pipelined round trip.
 
     By its sha, without redis-py's per-pipeline SCRIPT EXISTS round trip; a Redis that lost its
     script cache (a restart) answers NOSCRIPT, and only those calls are sent again after
@@ -128,7 +64,7 @@ async def _take_many(client: aioredis.Redis, requests: list[tuple[str, int, bool
         pipe = client.pipeline(transaction=False)
         for i in todo:
             key, count, renew = requests[i]
-            pipe.evalsha(_TAKE_SHA, 1, key, count, SEQ_TTL_S, "1" if renew else "0")
+            pipe.evalsha(SEQ_TAKE_SHA, 1, key, count, SEQ_TTL_S, "1" if renew else "0")
         results = await pipe.execute(raise_on_error=False)
         missing = []
         for i, result in zip(todo, results, strict=True):
@@ -140,82 +76,9 @@ async def _take_many(client: aioredis.Redis, requests: list[tuple[str, int, bool
                 replies[i] = result
         if not missing:
             return replies
-        await client.script_load(_TAKE_LUA)
+        await client.script_load(SEQ_TAKE_LUA)
         todo = missing
     raise redis.exceptions.NoScriptError("the push script could not be loaded")
-
-
-def push_seq_take(*, session_public_id: str, count: int = 1) -> PushPosition:
-    """Take the session's next `count` push numbers (atomic); the last one taken, and its
-    epoch. `count=0` reads where the numbering stands (creating the counter if it vanished).
-    Raises REDIS_AWAY errors."""
-    if settings.EMBEDDED:
-        if count:
-            Session.objects.filter(public_id=session_public_id).update(
-                push_seq=F("push_seq") + count
-            )
-        seq = Session.objects.values_list("push_seq", flat=True).get(public_id=session_public_id)
-        return PushPosition(epoch=EMBEDDED_EPOCH, seq=seq)
-    reply = _take_script()(keys=[_seq_key(session_public_id)], args=[count, SEQ_TTL_S, "1"])
-    return PushPosition.from_script(reply)
-
-
-def push_seq_current(*, session_public_id: str) -> PushPosition | None:
-    """Where the session's numbering stands; None while Redis is away (logged): the caller
-    answers without it, and the page counts from its next message."""
-    try:
-        return push_seq_take(session_public_id=session_public_id, count=0)
-    except REDIS_AWAY as exc:
-        logger.warning(
-            "push position of session %s unknown, Redis away: %r", session_public_id, exc
-        )
-        return None
-
-
-def push_position_json(position: PushPosition | None) -> dict[str, int | None]:
-    """`{"seq", "epoch"}` of a snapshot or transcript (nulls: unknown, Redis away)."""
-    if position is None:
-        return {"seq": None, "epoch": None}
-    return {"seq": position.seq, "epoch": position.epoch}
-
-
-def push_to_session_public_id(
-    *, session_public_id: str, payload: dict[str, Any]
-) -> PushPosition | None:
-    """Number `payload` and send it to the session's group; its position, or None when Redis
-    was away (logged, never raised: what it announces is committed, and the page re-reads)."""
-    try:
-        position = push_seq_take(session_public_id=session_public_id)
-        layer = get_channel_layer()
-        if layer is None:
-            return position
-        message = {**payload, "seq": position.seq, "epoch": position.epoch}
-        async_to_sync(layer.group_send)(
-            session_group(session_public_id), {"type": MESSAGE_TYPE, "payload": message}
-        )
-    except REDIS_AWAY as exc:
-        # Numbered but not sent: the page sees the gap at the next message. Not numbered:
-        # Redis is away, so the page's socket is closed too and it reconnects to a snapshot.
-        logger.warning(
-            "push of %s to session %s lost, Redis away: %r",
-            payload.get("type"),
-            session_public_id,
-            exc,
-        )
-        return None
-    except Exception:  # a lost notification is recoverable by design (the page re-reads)
-        logger.exception("push to session %s failed", session_public_id)
-        return None
-    return position
-
-
-def push_to_session(*, session: Session, payload: dict[str, Any]) -> PushPosition | None:
-    """Push `payload` (a dict with "type") to the session's live page; its position (None:
-    not sent, Redis away).
-
-    Call it after the change it announces has committed (`transaction.on_commit`).
-    """
-    return push_to_session_public_id(session_public_id=str(session.public_id), payload=payload)
 
 
 class Pusher:
@@ -223,7 +86,7 @@ class Pusher:
 
     `push()` is non-blocking. Messages are sharded by session, so one session's messages are
     numbered and sent in order. Each shard drains whatever has queued up: per session one
-    `_TAKE_LUA` call (all sessions in one pipelined round trip) numbers the batch, consecutive
+    `SEQ_TAKE_LUA` call (all sessions in one pipelined round trip) numbers the batch, consecutive
     deltas of one item are merged, and one group message carries the batch. Under load batches
     grow instead of queues; when idle a message goes out alone. One loop means one Redis pool
     for the process, not one per thread.
@@ -251,9 +114,11 @@ class Pusher:
         self.latency_ms: deque[float] = deque(maxlen=20_000)
 
     def start(self) -> None:
-        """Start sending (the loop runs, or is about to, in another thread)."""
+        """Start sending (the loop runs, or is about to, in another thread); from now on every
+        push of the process goes through this pusher (sessions_app.push.push_route)."""
         self._main = asyncio.run_coroutine_threadsafe(self._run(), self._loop)
         self._ready.wait(10)
+        push_route(self.push)
 
     def push(self, session_public_id: str, payload: dict[str, Any]) -> None:
         """Queue a message (any thread). The pusher loop is woken once per burst, not once per
@@ -275,6 +140,8 @@ class Pusher:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Send what is queued, then stop (any thread but the loop's)."""
+        if push_route_current() == self.push:
+            push_route(None)  # pushes made from now on go out at once
         if self._main is None or self._main.done():
             return
         self._loop.call_soon_threadsafe(self._transfer)  # what is queued goes out first
@@ -363,8 +230,6 @@ class Pusher:
         merged = {public_id: _merge_deltas(payloads) for public_id, payloads in batch.items()}
         positions: dict[str, PushPosition] = {}
         if client is None:
-            from asgiref.sync import sync_to_async
-
             for public_id, payloads in merged.items():
                 positions[public_id] = await sync_to_async(push_seq_take)(
                     session_public_id=public_id, count=len(payloads) + skipped.get(public_id, 0)
@@ -379,7 +244,7 @@ class Pusher:
                 if renew >= SEQ_TTL_REFRESH_S:
                     self._expired_at[public_id] = now
                 count = len(payloads) + skipped.get(public_id, 0)
-                requests.append((_seq_key(public_id), count, renew >= SEQ_TTL_REFRESH_S))
+                requests.append((seq_key(public_id), count, renew >= SEQ_TTL_REFRESH_S))
             replies = await _take_many(client, requests)
             positions = {
                 public_id: PushPosition.from_script(reply)
@@ -475,10 +340,6 @@ async def group_send_many(layer: Any, sends: list[tuple[str, dict[str, Any]]]) -
 
 
 def _batchable(layer: Any) -> bool:
-    try:
-        from channels_redis.core import RedisChannelLayer
-    except ImportError:  # pragma: no cover - channels-redis is a dependency
-        return False
     return (
         type(layer) is RedisChannelLayer
         and layer.ring_size == 1

@@ -162,7 +162,7 @@ def call_end(*, call_id: str, reason: str, message: str = "") -> EndedCall | Non
 
 def _calls_ended_announce(ended: list[EndedCall], message: str) -> None:
     """After commit: tell each call's page, and hang up upstream what we ended ourselves."""
-    from sideband.push import push_to_session_public_id
+    from sessions_app.push import push_to_session_public_id
     from sideband.tasks import call_hangup
 
     for item in ended:
@@ -308,8 +308,8 @@ def turns_close_out(*, limit: int = 500) -> int:
 
 
 def _turns_announce(pks: list[int]) -> None:
+    from sessions_app.push import push_to_session_public_id
     from sessions_app.selectors import turn_json
-    from sideband.push import push_to_session_public_id
 
     for turn in TranscriptTurn.objects.filter(pk__in=pks).select_related("call", "session"):
         push_to_session_public_id(

@@ -108,6 +108,24 @@ def call_own(call_id: str, generation: int, dispatch: str = "") -> None:
         connection.close()
 
 
+def call_own_dispatch(*, call_id: str, generation: int) -> None:
+    """Hand a registered call to a sideband worker (sessions_app.hooks.call_dispatch, after
+    commit). A lost dispatch is recovered by the reconciler (a live call without a lease), so a
+    broker hiccup must not fail the registration: logged, never raised."""
+    try:
+        call_own.delay(call_id, generation)
+    except BROKER_AWAY as exc:
+        logger.warning(
+            "call_own not dispatched, broker away (the reconciler dispatches it when it is "
+            "back) call=%s generation=%s: %r",
+            call_id,
+            generation,
+            exc,
+        )
+    except Exception:
+        logger.exception("dispatch of call_own failed call=%s generation=%s", call_id, generation)
+
+
 @shared_task(name="sideband.tasks.calls_reconcile", ignore_result=True, time_limit=60)
 def calls_reconcile() -> int:
     """Celery beat: re-dispatch live calls whose owner went silent (lease expired).

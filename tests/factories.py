@@ -8,8 +8,9 @@ import secrets
 import factory
 from django.utils import timezone
 
+from extraction.models import Profile
 from sessions_app.crypto import secret_encrypt, sha256_hex
-from sessions_app.models import Call, ClientSecret, Profile, Session, TranscriptTurn
+from sessions_app.models import Call, ClientSecret, Session, TranscriptTurn
 
 # The owner hash of a client whose cookie holds OWNER_CREDENTIAL (tests can send that cookie).
 OWNER_CREDENTIAL = "test-credential-0123456789abcdefghijklmnopqrstuv"

@@ -11,8 +11,9 @@ from typing import Any, cast
 import jwt
 from django.test import Client
 
+from extraction.models import Profile
 from sessions_app.identity import subject_owner_hash
-from sessions_app.models import Profile, Session
+from sessions_app.models import Session
 from tests.factories import ProfileFactory, SessionFactory
 
 HOST_SECRET = "host-backend-signing-secret-0123456789abcdef"

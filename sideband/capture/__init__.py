@@ -26,7 +26,7 @@ Rules, all seen in recorded traffic (../shared/realtime-corpus/README.md):
 - Unknown event types are counted; malformed frames are logged (type and length only, never
   their content), counted and skipped.
 - Text Postgres cannot store (NUL, lone surrogates) is replaced by U+FFFD in every string of
-  an event before anything reads it: the rule is `sideband.capture.storable`'s.
+  an event before anything reads it: the rule is `sessions_app.storable`'s.
 
 Placement: `TurnUpsert.previous_item_id` is the turn this one follows, always one this state
 already emitted or was seeded with, or None for "the start of this call's conversation"
@@ -43,6 +43,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from sessions_app.storable import frame_is_clean, json_storable
 from sideband.capture.handlers import HANDLERS
 from sideband.capture.hints import hints_apply, hints_trailing, retrieve_event_id
 from sideband.capture.items import transcript_close_out
@@ -67,7 +68,6 @@ from sideband.capture.ops import (
     TurnUpsert,
     record_fields,
 )
-from sideband.capture.storable import frame_is_clean, json_storable
 
 __all__ = [
     "ASSISTANT",
@@ -136,7 +136,7 @@ def frame_event(raw: str | bytes) -> dict[str, Any] | str:
 
 
 def event_storable(event: object) -> dict[str, Any] | str:
-    """The event with every string storable (sideband.capture.storable's rule, the same for
+    """The event with every string storable (sessions_app.storable's rule, the same for
     both APIs), or why it is not an event."""
     if not isinstance(event, dict):
         return "not an event object"

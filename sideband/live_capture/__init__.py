@@ -62,7 +62,7 @@ def live_capture_frame(state: LiveCaptureState, raw: str | bytes) -> list[Op]:
 def live_capture_event(state: LiveCaptureState, event: dict[str, Any]) -> list[Op]:
     """Fold one Live server event into `state`; return the operations it implies.
 
-    Its strings pass the same storable rule as Realtime's (sideband.capture.storable). A
+    Its strings pass the same storable rule as Realtime's (sessions_app.storable). A
     fragment without an id or a valid interval is skipped like a field of the wrong shape:
     the grouper validates before it changes any state.
     """

@@ -19,7 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from config.outages import REDIS_AWAY
-from sideband.push import _redis
+from sessions_app.push import redis_client
 
 if TYPE_CHECKING:
     from sideband.owner.owner import SidebandOwner
@@ -174,7 +174,7 @@ def peers_update(owner: SidebandOwner) -> None:
         return
     now = time.time()
     held = owner.health().calls_held
-    pipe = _redis().pipeline(transaction=False)
+    pipe = redis_client().pipeline(transaction=False)
     pipe.hset(PEERS_KEY, owner.owner_id, json.dumps({"held": held, "at": now}))
     pipe.hgetall(PEERS_KEY)
     try:
@@ -194,7 +194,7 @@ def peers_update(owner: SidebandOwner) -> None:
         if age < fresh_s:
             peers.append(int(entry["held"]))
         elif age > PEER_FORGET_S:
-            _redis().hdel(PEERS_KEY, peer_id)
+            redis_client().hdel(PEERS_KEY, peer_id)
     owner.least_peer_held = min(peers) if peers else None
 
 
@@ -202,7 +202,7 @@ def peers_leave(owner: SidebandOwner) -> None:
     """This process holds nothing any more (shutdown): drop its entry."""
     if not settings.EMBEDDED:
         with contextlib.suppress(*REDIS_AWAY):  # its entry then goes stale by itself
-            _redis().hdel(PEERS_KEY, owner.owner_id)
+            redis_client().hdel(PEERS_KEY, owner.owner_id)
 
 
 def stats_export(owner: SidebandOwner) -> None:
@@ -241,4 +241,4 @@ def stats_export(owner: SidebandOwner) -> None:
     }
     # Best effort: while Redis is away the pusher says so once; the figures wait.
     with contextlib.suppress(*REDIS_AWAY):
-        _redis().set(f"sideband:stats:{owner.owner_id}", json.dumps(figures), ex=60)
+        redis_client().set(f"sideband:stats:{owner.owner_id}", json.dumps(figures), ex=60)

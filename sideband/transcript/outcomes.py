@@ -9,7 +9,7 @@ from sessions_app.models import Call, TranscriptTurn
 
 # What the database (or the driver, before sending) refuses for a record: a constraint, a value
 # a column cannot hold. Django raises its own classes, the asyncio connection psycopg's; text
-# the capture made storable (sideband.capture.storable) never meets the last three.
+# the capture made storable (sessions_app.storable) never meets the last three.
 REFUSED = (IntegrityError, DataError, psycopg.IntegrityError, psycopg.DataError, UnicodeEncodeError)
 
 

@@ -8,7 +8,8 @@ from collections.abc import Iterable
 from django.db import connection
 from django.db.models import Max, QuerySet
 
-from sessions_app.models import Profile, TranscriptTurn
+from extraction.models import Profile
+from sessions_app.models import TranscriptTurn
 from sideband.capture import TurnUpsert
 
 POSITION_STEP = 1024

@@ -16,7 +16,8 @@ import pytest
 from django.conf import settings
 from playwright.sync_api import Locator, Page, WebSocketRoute, expect
 
-from sessions_app.models import Call, Profile, Session, TranscriptTurn
+from extraction.models import Profile
+from sessions_app.models import Call, Session, TranscriptTurn
 from tests.browser.conftest import SCREENSHOTS
 from tests.processes import wait_for
 

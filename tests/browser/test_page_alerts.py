@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 import pytest
 from playwright.sync_api import Page, WebSocketRoute, expect
 
-from sessions_app.models import Call, Profile
+from extraction.models import Profile
+from sessions_app.models import Call
 from tests.browser.test_page import (
     LaunchPage,
     attached_call_of,

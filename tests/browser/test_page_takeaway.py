@@ -16,8 +16,9 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Download, Locator, Page, expect
 
+from extraction.models import Profile
 from sessions_app import export
-from sessions_app.models import Profile, Session
+from sessions_app.models import Session
 from tests.browser.test_page import (
     EXTRACTION_TIMEOUT_MS,
     LaunchPage,

@@ -10,8 +10,7 @@ from django.conf import settings
 from django.db import connection
 from django.test import Client
 
-from extraction.models import ExtractionRun
-from sessions_app.models import Profile
+from extraction.models import ExtractionRun, Profile
 from tests.extraction.conftest import conversation_write, owner_client, session_new
 from tests.processes import wait_for
 

@@ -11,9 +11,10 @@ import pytest
 import websocket
 from django.conf import settings as django_settings
 
+from extraction.models import Profile
 from extraction.services import extraction_perform, extraction_request
 from sessions_app import upstream as upstream_api
-from sessions_app.models import Call, ClientSecret, Profile, Session, TranscriptTurn
+from sessions_app.models import Call, ClientSecret, Session, TranscriptTurn
 from sessions_app.seed_items import SEED_ITEM_PREFIX, seed_item_id
 from tests.extraction.conftest import conversation_write, session_new
 from tests.sideband.helpers import (

@@ -15,9 +15,10 @@ import pytest
 from django.conf import settings as django_settings
 from openai import OpenAI
 
+from extraction.models import Profile
 from realtime_emulator.browser_peer import BrowserPeer
 from realtime_emulator.testing import EmulatorServer
-from sessions_app.models import Call, ClientSecret, Profile, Session, TranscriptTurn
+from sessions_app.models import Call, ClientSecret, Session, TranscriptTurn
 from tests.peers import Peers
 from tests.sideband.helpers import turns, wait_for
 

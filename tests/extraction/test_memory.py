@@ -11,8 +11,9 @@ from django.conf import settings as django_settings
 from django.test import Client
 
 from extraction.instructions import marker_line
+from extraction.models import Profile
 from sessions_app.identity import subject_owner_hash
-from sessions_app.models import Call, ClientSecret, Profile, Session
+from sessions_app.models import Call, ClientSecret, Session
 from tests.extraction.conftest import conversation_write
 from tests.factories import OWNER_CREDENTIAL, profile_data
 from tests.host_users import a_profile, a_session, user_client

@@ -12,7 +12,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from extraction.instructions import marker_line
-from extraction.models import ExtractionRun
+from extraction.memory import session_start
+from extraction.models import ExtractionRun, Profile
 from extraction.schema import profile_from_data
 from extraction.selectors import SETTLE_S, extraction_window
 from extraction.services import (
@@ -21,11 +22,10 @@ from extraction.services import (
     extraction_input,
     extraction_perform,
     extraction_request,
-    profile_carry,
     run_abandoned_fail,
 )
 from realtime_emulator.assistant import marker_line as emulator_marker_line
-from sessions_app.models import Profile, TranscriptTurn
+from sessions_app.models import TranscriptTurn
 from tests.extraction.conftest import conversation_write, session_new
 
 pytestmark = pytest.mark.django_db
@@ -169,9 +169,14 @@ def test_carrying_copies_the_latest_profile_as_version_1_without_the_old_transcr
     source = Profile.objects.get(session=session)
     fresh = session_new()
 
-    carried = profile_carry(from_session=session, to_session=fresh)
+    start = session_start(
+        owner_hash=session.owner_hash, previous=session, carry_profile=True, carry_memory=False
+    )
+    assert start.carry is not None
+    carried = start.carry(fresh)
 
-    assert carried is not None
+    assert isinstance(carried, Profile)
+    assert start.instructions == carried.instructions  # built once: what the session starts with
     assert carried.version == 1
     assert carried.data == source.data
     assert carried.turn_count == 0
@@ -183,11 +188,13 @@ def test_carrying_copies_the_latest_profile_as_version_1_without_the_old_transcr
     assert not fresh.turns.exists()
 
 
-def test_carrying_from_a_session_without_profile_carries_nothing(session):
-    fresh = session_new()
+def test_carrying_from_a_session_without_profile_carries_nothing(session, settings):
+    start = session_start(
+        owner_hash=session.owner_hash, previous=session, carry_profile=True, carry_memory=False
+    )
 
-    assert profile_carry(from_session=session, to_session=fresh) is None
-    assert not Profile.objects.filter(session=fresh).exists()
+    assert start.carry is None
+    assert start.instructions == settings.REALTIME_BASE_INSTRUCTIONS
 
 
 def test_an_injection_in_the_transcript_leaves_the_profiles_instructions_rules_intact(

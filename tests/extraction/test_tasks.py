@@ -9,11 +9,10 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from extraction.models import ExtractionRun
+from extraction.models import ExtractionRun, Profile
 from extraction.services import extraction_request
 from extraction.tasks import MAX_RETRIES, profile_extract, retry_countdown
-from sessions_app.models import Profile
-from sideband.push import session_group
+from sessions_app.push import session_group
 from tests.extraction.conftest import conversation_write
 
 pytestmark = pytest.mark.django_db

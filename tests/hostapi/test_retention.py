@@ -12,13 +12,13 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
-from extraction.models import ExtractionRun
+from extraction.models import ExtractionRun, Profile
 from hostapi.models import DataDeletion, WebhookDelivery
 from hostapi.retention import retention_purge
 from hostapi.tasks import retention_purge as retention_purge_task
 from hostapi.webhooks import webhook_endpoint_create
 from sessions_app.identity import subject_owner_hash
-from sessions_app.models import Call, ClientSecret, Profile, Session, TranscriptTurn
+from sessions_app.models import Call, ClientSecret, Session, TranscriptTurn
 from tests.factories import OWNER_HASH, CallFactory, ClientSecretFactory, TranscriptTurnFactory
 from tests.host_users import a_profile, a_session
 from tests.hostapi.conftest import key_client

@@ -10,6 +10,7 @@ from django.db import connection
 from django.test import Client
 
 from sessions_app import services
+from sessions_app.calls import call_register
 from sessions_app.models import Call, Session
 from tests.factories import ClientSecretFactory, SessionFactory
 from tests.sessions_app.helpers import post_json
@@ -158,7 +159,7 @@ def test_concurrent_registrations_get_distinct_generations_and_one_live_call() -
     def register(call_id: str) -> None:
         try:
             barrier.wait(timeout=10)
-            services.call_register(session=session, call_id=call_id)
+            call_register(session=session, call_id=call_id)
         except BaseException as exc:  # collected and re-raised in the test thread
             errors.append(exc)
         finally:

@@ -14,8 +14,8 @@ from django.urls import resolve
 from django.utils import timezone
 
 from sessions_app.models import Call, Session, TranscriptTurn
+from sessions_app.push import push_seq_take
 from sessions_app.selectors import iso
-from sideband.push import push_seq_take
 from tests.factories import (
     CallFactory,
     ClientSecretFactory,

@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.test import Client
 
-from extraction.instructions import session_instructions
+from extraction.selectors import session_instructions
 from sessions_app import services
 from sessions_app.crypto import secret_decrypt
 from sessions_app.models import ClientSecret, Session

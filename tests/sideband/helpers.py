@@ -20,8 +20,8 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 
 from config.asgi import application
+from sessions_app.calls import call_register
 from sessions_app.models import Call, Session, TranscriptTurn
-from sessions_app.services import call_register
 from tests.factories import OWNER_CREDENTIAL, ClientSecretFactory, SessionFactory
 from tests.processes import celery_worker_argv, process_env, wait_for
 

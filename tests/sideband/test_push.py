@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import uuid
 from typing import Any
 
@@ -16,9 +17,11 @@ from django.conf import settings as django_settings
 from django.db import connections
 
 from config.asgi import application
+from sessions_app.crypto import sha256_hex
 from sessions_app.models import Session
+from sessions_app.push import PushPosition, push_route_current, push_seq_current, push_to_session
 from sideband.hints import hints_load
-from sideband.push import PushPosition, group_send_many, push_seq_current, push_to_session
+from sideband.push import Pusher, group_send_many
 from tests.factories import OWNER_CREDENTIAL, CallFactory, TranscriptTurnFactory
 from tests.sideband.helpers import session_new
 
@@ -139,6 +142,18 @@ async def test_a_stranger_is_refused_and_hears_nothing() -> None:
     assert await sync_to_async(Session.objects.filter(pk=session.pk).count)() == 1
 
 
+async def test_a_cookie_without_a_credentials_shape_owns_nothing_on_the_socket_either() -> None:
+    """The socket follows the views' rule (sessions_app.auth.identity_of): a malformed cookie
+    is no credential, even when its hash is a session's owner hash."""
+    malformed = "short"
+    session = await sync_to_async(session_new)(owner_hash=sha256_hex(malformed))
+    communicator = page(session.public_id, [ORIGIN, _cookie(malformed)])
+
+    connected, code = await communicator.connect()
+
+    assert (connected, code) == (False, 4403)
+
+
 async def test_no_cookie_is_refused() -> None:
     session = await sync_to_async(session_new)()
     communicator = page(session.public_id, [ORIGIN])
@@ -190,6 +205,41 @@ async def test_a_batched_group_send_reaches_every_member_of_every_group() -> Non
         {"type": "session.push", "payloads": [{"seq": 1}]},
         {"type": "session.push", "payloads": [{"seq": 2}]},
     ]
+
+
+async def test_while_a_pusher_runs_every_push_of_the_process_goes_through_it_in_order() -> None:
+    """In the worker a call's end is pushed from the ORM thread, its turns by the writers:
+    one route (the Pusher) numbers and sends them in the order they were made."""
+    session = await sync_to_async(session_new)()
+    public_id = str(session.public_id)
+    communicator = page(session.public_id, [ORIGIN, _cookie(OWNER_CREDENTIAL)])
+    assert (await communicator.connect())[0] is True
+    await communicator.receive_json_from(timeout=5)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    pusher = Pusher(loop=loop)
+    pusher.start()
+    try:
+        pusher.push(public_id, {"type": "turn", "n": 1})
+        position = await sync_to_async(push_to_session)(
+            session=session, payload={"type": "call.ended"}
+        )
+        received = [await communicator.receive_json_from(timeout=5) for _ in range(2)]
+    finally:
+        await sync_to_async(pusher.stop)()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        await communicator.disconnect()
+
+    assert position is None  # numbered when its batch went out
+    epoch = received[0]["epoch"]
+    assert received == [
+        {"type": "turn", "n": 1, "seq": 1, "epoch": epoch},
+        {"type": "call.ended", "seq": 2, "epoch": epoch},
+    ]
+    assert pusher.sent == 2
+    assert push_route_current() is None  # stopped: pushes go out at once again
 
 
 async def _report(session: Session, message: Any) -> dict[str, Any]:

@@ -15,8 +15,8 @@ import pytest
 from django.core.management import call_command
 
 from sessions_app.models import Call, Session, TranscriptTurn
+from sessions_app.storable import REPLACEMENT, text_storable
 from sideband.capture import CaptureState, Op, TurnUpsert, capture_frame
-from sideband.capture.storable import REPLACEMENT, text_storable
 from sideband.transcript import (
     Refused,
     batch_run_sync,

@@ -14,7 +14,8 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from sessions_app.models import Call, Profile, Session, TranscriptTurn
+from extraction.models import Profile
+from sessions_app.models import Call, Session, TranscriptTurn
 from sessions_app.upstream import item_retrieve_event
 from sideband.capture import (
     CallEnded,

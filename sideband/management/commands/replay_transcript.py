@@ -9,7 +9,7 @@ their `start_ms`/`end_ms` on the session's timeline).
 
 Any file replays: a line that is not UTF-8 or not an event is skipped and counted as malformed
 (as the worker skips such a frame), text Postgres cannot store is replaced by the capture's
-rule (sideband.capture.storable, for both APIs), and a line whose records the database still
+rule (sessions_app.storable, for both APIs), and a line whose records the database still
 refuses costs only those records.
 """
 

@@ -1,6 +1,7 @@
 """The rule for text entering the transcript: what Postgres cannot store is replaced, once,
-where the text enters (the capture; the profile extraction's model output too), so every
-database and every path sees the same text.
+where the text enters (the sideband's capture; the profile extraction's model output too), so
+every database and every path sees the same text. A rule of what the models can store, so on
+the ground floor: both features apply it.
 
 The rule: in every string of a server event (item ids, transcripts, tool arguments and
 outputs, error messages...), each character Postgres refuses in a `text` column becomes

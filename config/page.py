@@ -1,5 +1,7 @@
-"""The page at / (templates/index.html). It sets the csrftoken cookie the API's unsafe
-requests must echo as X-CSRFToken (see sessions_app.auth)."""
+"""The page at / (templates/index.html, static/js/): the product's one page, composing every
+app (the session API, the live socket and its presence reports, the profile), so it lives at
+the top. It sets the csrftoken cookie the API's unsafe requests must echo as X-CSRFToken (see
+sessions_app.auth)."""
 
 from __future__ import annotations
 
