@@ -24,3 +24,15 @@ class RoutineTasksAtDebug(logging.Filter):
             return True
         record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+class OneLineWarning(logging.Filter):
+    """A refused request that is the client's doing, not ours (a Host header not served here):
+    Django logs it at ERROR with a traceback; it becomes one WARNING line (the message names
+    the header), so hostile traffic cannot fill the log with tracebacks or page anyone."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = None
+        record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True

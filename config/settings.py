@@ -302,7 +302,8 @@ LOGGING = {
             "()": "config.logfilters.RoutineTasksAtDebug",
             # Beat's periodic work: routine, every few seconds (config/logfilters.py).
             "tasks": ["sideband.tasks.calls_reconcile", "sideband-reconcile"],
-        }
+        },
+        "one_line_warning": {"()": "config.logfilters.OneLineWarning"},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
@@ -313,6 +314,8 @@ LOGGING = {
         "celery.app.trace": {"filters": ["routine_tasks"]},
         "celery.worker.strategy": {"filters": ["routine_tasks"]},
         "celery.beat": {"filters": ["routine_tasks"]},
+        # A Host header not in ALLOWED_HOSTS: one line, no traceback (config/errors.py answers).
+        "django.security.DisallowedHost": {"filters": ["one_line_warning"]},
     },
 }
 

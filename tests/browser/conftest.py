@@ -174,12 +174,12 @@ def _database_quiet() -> bool:
     return busy is not None and busy[0] == 0
 
 
-def _worker_let_go(worker_pid: int) -> bool:
-    """The worker's figures (sideband.owner.stats, published in Redis every SIDEBAND_POLL_S)
+def _worker_let_go(worker_pid: int, redis_url: str) -> bool:
+    """The worker's figures (sideband.owner.stats, published every SIDEBAND_POLL_S in the
+    worker's Redis, `redis_url`: a module may run the stack on a Redis of its own)
     taken after the last call's end show no call held and nothing left to write: that end and
     every write queued before it have committed, and no socket remains to write more."""
     import redis
-    from django.conf import settings
     from django.db.models import Max
 
     from sessions_app.models import Call
@@ -187,7 +187,7 @@ def _worker_let_go(worker_pid: int) -> bool:
     last_end = Call.objects.aggregate(last=Max("ended_at"))["last"]
     if last_end is None:
         return True  # no call, nothing the worker could still write
-    client = redis.Redis.from_url(settings.REDIS_URL)
+    client = redis.Redis.from_url(redis_url)
     try:
         keys = client.keys("sideband:stats:*")
         published = [json.loads(raw) for raw in client.mget(keys) if raw] if keys else []
@@ -200,7 +200,7 @@ def _worker_let_go(worker_pid: int) -> bool:
     )
 
 
-def _quiet_after_hang_up(worker_pid: int) -> None:
+def _quiet_after_hang_up(worker_pid: int, redis_url: str) -> None:
     from sessions_app.models import Call
 
     wait_for(
@@ -209,7 +209,7 @@ def _quiet_after_hang_up(worker_pid: int) -> None:
         what="the worker to record every call's end",
     )
     wait_for(
-        lambda: _worker_let_go(worker_pid),
+        lambda: _worker_let_go(worker_pid, redis_url),
         timeout=15,
         what="the worker to hold no call and have nothing left to write",
     )
@@ -244,6 +244,7 @@ def launch_page(
     playwright: Playwright,
     app_server: str,
     celery_worker: subprocess.Popen[bytes],
+    stack_env: dict[str, str],
     fake_audio: dict[str, Path],
     upstream: EmulatorServer,
     request: pytest.FixtureRequest,
@@ -295,6 +296,6 @@ def launch_page(
                 page.close()  # the page hangs up on `pagehide`
         browser.close()
     _calls_hang_up(upstream)
-    _quiet_after_hang_up(celery_worker.pid)
+    _quiet_after_hang_up(celery_worker.pid, stack_env["REDIS_URL"])
     with (LOGS / "console.log").open("a") as out:
         out.write(f"--- {request.node.name}\n" + "".join(f"{line}\n" for line in console))
