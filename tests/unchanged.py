@@ -9,7 +9,7 @@ block must still be armed after it (a request would have taken it; faults apply 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Collection, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,13 +32,32 @@ UPSTREAM_PROBES = {
 TRIPWIRE_STATUS = 503
 
 
-def database_rows() -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of the project's own tables, each as a tuple of its fields, by table."""
-    return {
-        model._meta.db_table: list(model._default_manager.order_by("pk").values_list())
-        for model in apps.get_models()
-        if Path(model._meta.app_config.path).is_relative_to(ROOT)
-    }
+def database_rows(*, but: Collection[str] = ()) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the project's own tables, each as a tuple of its fields, by model label;
+    `but`: fields left out, as "app_label.Model.field"."""
+    rows = {}
+    for model in apps.get_models():
+        if Path(model._meta.app_config.path).parent != ROOT:
+            continue  # not one of the project's apps (a top-level package of the repository)
+        label = model._meta.label
+        fields = [f.attname for f in model._meta.concrete_fields if f"{label}.{f.name}" not in but]
+        rows[label] = list(model._default_manager.order_by("pk").values_list(*fields))
+    return rows
+
+
+def rows_changed(
+    before: dict[str, list[tuple[Any, ...]]], after: dict[str, list[tuple[Any, ...]]]
+) -> dict[str, dict[str, list[tuple[Any, ...]]]]:
+    """Per model, the rows only `before` has ("gone") and only `after` has ("new")."""
+    changed = {}
+    for table in before.keys() | after.keys():
+        old, new = before.get(table, []), after.get(table, [])
+        if old != new:
+            changed[table] = {
+                "gone": [r for r in old if r not in new],
+                "new": [r for r in new if r not in old],
+            }
+    return changed
 
 
 def _tripwires_arm(upstream: EmulatorServer) -> None:
@@ -67,16 +86,21 @@ def _tripwires_tripped(upstream: EmulatorServer) -> list[str]:
 
 
 @contextmanager
-def nothing_changes(upstream: EmulatorServer | None = None) -> Iterator[None]:
-    """The block changes no row of the project's tables and (given `upstream`) calls none of
-    the upstream's endpoints of UPSTREAM_PROBES."""
-    before = database_rows()
+def nothing_changes(
+    upstream: EmulatorServer | None = None, *, but: Collection[str] = ()
+) -> Iterator[None]:
+    """The block changes no row of the project's tables (`but` the fields named so,
+    "app_label.Model.field") and, given `upstream`, calls none of the upstream's endpoints of
+    UPSTREAM_PROBES."""
+    before = database_rows(but=but)
     if upstream is not None:
         _tripwires_arm(upstream)
     yield
     if upstream is not None:
-        assert _tripwires_tripped(upstream) == [], "a refused request reached the upstream"
-    assert database_rows() == before
+        tripped = _tripwires_tripped(upstream)
+        assert not tripped, f"a refused request reached the upstream: {tripped}"
+    changed = rows_changed(before, database_rows(but=but))
+    assert not changed, f"a refused request changed rows: {changed}"
 
 
 @asynccontextmanager
@@ -84,4 +108,5 @@ async def nothing_changes_async() -> AsyncIterator[None]:
     """`nothing_changes()` for async tests (the rows are read in asgiref's sync thread)."""
     before = await sync_to_async(database_rows)()
     yield
-    assert await sync_to_async(database_rows)() == before
+    changed = rows_changed(before, await sync_to_async(database_rows)())
+    assert not changed, f"a refused request changed rows: {changed}"
