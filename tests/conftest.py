@@ -6,7 +6,7 @@ process on a free port; nothing in the upstream path is patched.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -35,6 +35,17 @@ def upstream(emulator_server: EmulatorServer, settings: SettingsWrapper) -> Emul
     settings.OPENAI_BROWSER_BASE_URL = emulator_server.api_base
     settings.UPSTREAM_API_KEY = emulator_server.api_key
     return emulator_server
+
+
+@pytest.fixture
+async def orm_thread_closed() -> AsyncIterator[None]:
+    """For async tests: the ORM ran in asgiref's sync thread; its connection is closed after
+    the test, so the test database can be flushed and dropped."""
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    yield
+    await sync_to_async(connections.close_all)()
 
 
 @pytest.fixture

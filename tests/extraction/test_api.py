@@ -13,6 +13,7 @@ from django.test import Client
 from extraction.models import ExtractionRun, Profile
 from tests.extraction.conftest import conversation_write, owner_client, session_new
 from tests.processes import wait_for
+from tests.unchanged import nothing_changes
 
 INTRO = [
     ("user", "Hello. My name is Ada."),
@@ -42,34 +43,33 @@ def _extract(client: Client, session_id: Any) -> Any:
         ({"sessionId": 5}, "sessionId"),
     ],
 )
-def test_bad_input_is_a_400_naming_the_field(browser, body, field):
-    response = browser.post("/extract-profile", body, content_type="application/json")
+def test_bad_input_is_a_400_naming_the_field(upstream, browser, body, field):
+    with nothing_changes(upstream):
+        response = browser.post("/extract-profile", body, content_type="application/json")
 
     assert response.status_code == 400
     assert field in response.json()
-    assert not ExtractionRun.objects.exists()
 
 
 @pytest.mark.django_db
-def test_another_clients_session_is_a_404_and_nothing_is_queued(session):
+def test_another_clients_session_is_a_404_and_nothing_is_queued(upstream, session):
     conversation_write(session, INTRO)
     stranger = Client()
     stranger.cookies[settings.CLIENT_COOKIE_NAME] = "another-credential-0123456789abcdefghijklm"
 
-    response = _extract(stranger, session.public_id)
+    with nothing_changes(upstream):
+        response = _extract(stranger, session.public_id)
 
     assert response.status_code == 404
-    assert not ExtractionRun.objects.exists()
-    assert not Profile.objects.exists()
 
 
 @pytest.mark.django_db
-def test_a_session_without_spoken_turns_is_a_409(browser, session):
-    response = _extract(browser, session.public_id)
+def test_a_session_without_spoken_turns_is_a_409(upstream, browser, session):
+    with nothing_changes(upstream):
+        response = _extract(browser, session.public_id)
 
     assert response.status_code == 409
     assert response.json()["code"] == "nothing_to_extract"
-    assert not ExtractionRun.objects.exists()
 
 
 @pytest.mark.django_db
@@ -78,7 +78,8 @@ def test_the_status_url_of_another_clients_run_is_a_404(session):
     stranger = Client()
     stranger.cookies[settings.CLIENT_COOKIE_NAME] = "another-credential-0123456789abcdefghijklm"
 
-    response = stranger.get(f"/extract-profile/{run.public_id}")
+    with nothing_changes():
+        response = stranger.get(f"/extract-profile/{run.public_id}")
 
     assert response.status_code == 404
 

@@ -21,6 +21,7 @@ from realtime_emulator.testing import EmulatorServer
 from sessions_app.models import Call, ClientSecret, Session, TranscriptTurn
 from tests.peers import Peers
 from tests.sideband.helpers import turns, wait_for
+from tests.unchanged import nothing_changes
 
 LIVE_MODEL = "gpt-live-1"
 
@@ -259,11 +260,12 @@ def test_live_spoken_audio_on_the_webrtc_track_is_captured(
 def test_create_refuses_a_request_that_does_not_fit_its_api(
     upstream: EmulatorServer, browser: Any, body: dict[str, Any], field: str
 ) -> None:
-    response = post(browser, "/session", body)
+    # Some of these reach the upstream, which refuses the offer: no tripwire on it here.
+    with nothing_changes():
+        response = post(browser, "/session", body)
 
     assert response.status_code == 400
     assert field in response.json()
-    assert not Session.objects.exists()
 
 
 @pytest.mark.django_db
@@ -272,7 +274,8 @@ def test_voice_api_setting_chooses_the_default(
 ) -> None:
     settings.VOICE_API = "live"
 
-    response = post(browser, "/session", {"model": LIVE_MODEL, "voice": "marin"})
+    with nothing_changes(upstream):
+        response = post(browser, "/session", {"model": LIVE_MODEL, "voice": "marin"})
 
     assert response.status_code == 400
     assert response.json() == {"sdp": ["Required for a Live session."]}
@@ -285,11 +288,11 @@ def test_renew_of_a_live_session_needs_an_offer(
     _, sdp = offer(peers)
     created = create(browser, sdp).json()
 
-    response = post(browser, "/session/renew", {"sessionId": created["sessionId"]})
+    with nothing_changes(upstream):
+        response = post(browser, "/session/renew", {"sessionId": created["sessionId"]})
 
     assert response.status_code == 400
     assert response.json() == {"sdp": ["Required for a Live session."]}
-    assert Session.objects.get().current_generation == 1
 
 
 @pytest.mark.django_db(transaction=True)

@@ -17,6 +17,7 @@ from sessions_app.models import Session
 from tests.factories import TranscriptTurnFactory
 from tests.host_users import a_profile, a_session
 from tests.hostapi.conftest import key_client
+from tests.unchanged import nothing_changes
 
 pytestmark = pytest.mark.django_db
 
@@ -55,7 +56,10 @@ def _call(client: Client, method: str, path: str) -> Any:
 def test_every_route_needs_its_scope_and_answers_a_key_that_has_it(session):
     for method, path, scope in _routes(session):
         others = {s: s != scope for s in ("read", "write", "delete")}
-        refused = _call(key_client(**others), method, path)
+        lacking = key_client(**others)
+        # The key is genuine: its use is recorded, the request is not carried out.
+        with nothing_changes(but=["hostapi.ApiKey.last_used_at"]):
+            refused = _call(lacking, method, path)
         allowed = _call(
             key_client(**{scope: True, **{s: False for s in others if s != scope}}), method, path
         )
@@ -63,7 +67,7 @@ def test_every_route_needs_its_scope_and_answers_a_key_that_has_it(session):
         assert refused.status_code == 403, (method, path)
         assert refused.json()["detail"] == f"This API key lacks the {scope} scope."
         assert allowed.status_code in (200, 202), (method, path, allowed.content)
-    # The refused delete changed nothing; the allowed one (last) removed the user's session.
+    # The allowed delete (last) removed the user's session.
     assert not Session.objects.filter(pk=session.pk).exists()
 
 
@@ -72,9 +76,10 @@ def test_a_revoked_a_forged_or_a_missing_key_is_a_401(session):
     api_key_revoke(key=key)
     path = f"/api/v1/sessions/{session.public_id}"
 
-    revoked = Client(HTTP_AUTHORIZATION=f"Bearer {raw}").get(path)
-    forged = Client(HTTP_AUTHORIZATION=f"Bearer {raw[:-4]}AAAA").get(path)
-    missing = Client().get(path)
+    with nothing_changes():
+        revoked = Client(HTTP_AUTHORIZATION=f"Bearer {raw}").get(path)
+        forged = Client(HTTP_AUTHORIZATION=f"Bearer {raw[:-4]}AAAA").get(path)
+        missing = Client().get(path)
 
     assert revoked.status_code == forged.status_code == missing.status_code == 401
     assert revoked.json()["detail"] == "Invalid or revoked API key."
@@ -158,22 +163,24 @@ def test_triggering_an_extraction_starts_one_run_or_says_why_not(session):
     empty: Session = a_session("42")
 
     started = client.post(f"/api/v1/sessions/{session.public_id}/extractions")
-    nothing = client.post(f"/api/v1/sessions/{empty.public_id}/extractions")
+    with nothing_changes():
+        nothing = client.post(f"/api/v1/sessions/{empty.public_id}/extractions")
 
     assert started.status_code == 202
     run = ExtractionRun.objects.get(public_id=started.json()["runId"])
     assert (run.session_id, run.status) == (session.pk, "pending")
     assert nothing.status_code == 409
-    assert not ExtractionRun.objects.filter(session=empty).exists()
 
 
 def test_unknown_and_malformed_ids_are_named(session):
     client = key_client()
 
-    assert client.get("/api/v1/sessions/not-a-uuid").json() == {
-        "sessionId": ["Must be a session id (a UUID)."]
-    }
-    assert client.get("/api/v1/sessions/00000000-0000-4000-8000-000000000000").status_code == 404
+    with nothing_changes(but=["hostapi.ApiKey.last_used_at"]):
+        malformed = client.get("/api/v1/sessions/not-a-uuid")
+        unknown = client.get("/api/v1/sessions/00000000-0000-4000-8000-000000000000")
+
+    assert malformed.json() == {"sessionId": ["Must be a session id (a UUID)."]}
+    assert unknown.status_code == 404
 
 
 def test_the_openapi_schema_declares_the_key_scheme(client: Client):

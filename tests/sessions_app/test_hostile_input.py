@@ -11,9 +11,10 @@ import pytest
 from django.test import Client
 
 from sessions_app import ratelimit
-from sessions_app.models import Call, Session
+from sessions_app.models import Session
 from tests.factories import SessionFactory
 from tests.sessions_app.helpers import post_json
+from tests.unchanged import nothing_changes
 
 pytestmark = pytest.mark.django_db
 
@@ -30,10 +31,6 @@ def post_raw(client: Client, path: str, body: bytes | str, content_type: str) ->
     return client.generic("POST", path, body, content_type=content_type)
 
 
-def nothing_written() -> bool:
-    return not Session.objects.exists() and not Call.objects.exists()
-
-
 @pytest.mark.parametrize("path", list(POST_ENDPOINTS))
 @pytest.mark.parametrize(
     "body",
@@ -43,12 +40,12 @@ def nothing_written() -> bool:
 def test_every_post_endpoint_answers_400_to_a_deeply_nested_body(
     browser: Client, path: str, body: str
 ) -> None:
-    response = post_raw(browser, path, body, "application/json")
+    with nothing_changes():
+        response = post_raw(browser, path, body, "application/json")
 
     assert response.status_code == 400
     assert list(response.json()) == ["body"]
     assert response.json() == {"body": ["The body is nested deeper than 8 levels."]}
-    assert nothing_written()
 
 
 @pytest.mark.parametrize("path", list(POST_ENDPOINTS))
@@ -78,32 +75,34 @@ def test_every_post_endpoint_answers_400_to_a_deeply_nested_body(
 def test_a_body_that_is_not_a_utf8_json_object_is_a_400_naming_the_body(
     browser: Client, path: str, body: bytes, content_type: str, problem: str
 ) -> None:
-    response = post_raw(browser, path, body, content_type)
+    with nothing_changes():
+        response = post_raw(browser, path, body, content_type)
 
     assert response.status_code == 400
     assert list(response.json()) == ["body"]
     assert problem in response.json()["body"][0]
-    assert nothing_written()
 
 
 @pytest.mark.parametrize("path", list(POST_ENDPOINTS))
 def test_an_unknown_field_is_a_400_naming_it(browser: Client, path: str) -> None:
     body = {**POST_ENDPOINTS[path], "enableTranscripton": False, "zz": 1}
 
-    response = post_json(browser, path, body)
+    with nothing_changes():
+        response = post_json(browser, path, body)
 
     assert response.status_code == 400
     assert response.json() == {"enableTranscripton": ["Unknown field."], "zz": ["Unknown field."]}
-    assert nothing_written()
 
 
 @pytest.mark.parametrize("path", list(POST_ENDPOINTS))
 def test_a_body_of_another_media_type_is_a_415(browser: Client, path: str) -> None:
-    response = post_raw(browser, path, "model=gpt-realtime", "application/x-www-form-urlencoded")
+    form = "application/x-www-form-urlencoded"
+
+    with nothing_changes():
+        response = post_raw(browser, path, "model=gpt-realtime", form)
 
     assert response.status_code == 415
     assert "detail" in response.json()
-    assert nothing_written()
 
 
 @pytest.mark.parametrize(
@@ -123,11 +122,11 @@ def test_a_body_of_another_media_type_is_a_415(browser: Client, path: str) -> No
 def test_whitespace_and_wrong_types_are_400s_never_trimmed_or_coerced(
     browser: Client, path: str, body: dict[str, Any], field: str
 ) -> None:
-    response = post_json(browser, path, body)
+    with nothing_changes():
+        response = post_json(browser, path, body)
 
     assert response.status_code == 400
     assert list(response.json()) == [field]
-    assert nothing_written()
 
 
 @pytest.mark.parametrize(
@@ -159,7 +158,8 @@ def test_invented_credentials_buy_no_fresh_rate_limit_budget(
     inventor = Client()
     inventor.cookies[settings.CLIENT_COOKIE_NAME] = "invented-" + "x" * 40
 
-    refused = post_json(inventor, "/session", POST_ENDPOINTS["/session"])
+    with nothing_changes(upstream):
+        refused = post_json(inventor, "/session", POST_ENDPOINTS["/session"])
     known = post_json(owner, "/session", POST_ENDPOINTS["/session"])
 
     assert refused.status_code == 429
@@ -176,8 +176,9 @@ def test_an_invented_credential_owns_only_what_it_creates(upstream: Any, owner: 
 
     assert mine.status_code == 201
     assert inventor.get(f"/session/{mine.json()['sessionId']}").status_code == 200
-    assert inventor.get(f"/session/{theirs.public_id}").status_code == 404
-    assert owner.get(f"/session/{mine.json()['sessionId']}").status_code == 404
+    with nothing_changes():
+        assert inventor.get(f"/session/{theirs.public_id}").status_code == 404
+        assert owner.get(f"/session/{mine.json()['sessionId']}").status_code == 404
 
 
 # --- The schema -------------------------------------------------------------------------------

@@ -17,10 +17,11 @@ from django.test import Client
 
 from config.asgi import application
 from sessions_app.identity import subject_owner_hash
-from sessions_app.models import ClientSecret, Session
+from sessions_app.models import Session
 from tests.factories import OWNER_CREDENTIAL, OWNER_HASH
 from tests.host_users import AUDIENCE, HOST_SECRET, a_session, host_token, user_client
 from tests.sessions_app.helpers import post_json, session_create
+from tests.unchanged import nothing_changes
 
 pytestmark = pytest.mark.usefixtures("host_tokens")
 
@@ -50,24 +51,23 @@ def test_a_token_owned_session_is_invisible_to_another_token_and_to_a_cookie(ups
 
     created = session_create(alice)
     session = Session.objects.get(public_id=created["sessionId"])
-    secrets_before = ClientSecret.objects.count()
 
     assert (session.owner_subject, session.owner_hash) == ("42", subject_owner_hash("42"))
     assert alice.cookies.get(django_settings.CLIENT_COOKIE_NAME) is None  # no cookie minted
-    for stranger in (user_client("43"), _owner_browser(), Client()):
-        assert _reads(stranger, created["sessionId"]) == [404, 404, 404, 404, 404]
-    assert ClientSecret.objects.count() == secrets_before
-    assert not session.calls.exists()
+    with nothing_changes(upstream):
+        for stranger in (user_client("43"), _owner_browser(), Client()):
+            assert _reads(stranger, created["sessionId"]) == [404, 404, 404, 404, 404]
     assert alice.get(f"/session/{created['sessionId']}").status_code == 200
     # A new token of the same user (another tab, tomorrow) is the same owner.
     assert user_client("42").get(f"/session/{created['sessionId']}").status_code == 200
 
 
 @pytest.mark.django_db
-def test_a_cookie_owned_session_is_invisible_to_a_token():
+def test_a_cookie_owned_session_is_invisible_to_a_token(upstream):
     session = a_session()
 
-    assert _reads(user_client("42"), str(session.public_id)) == [404, 404, 404, 404, 404]
+    with nothing_changes(upstream):
+        assert _reads(user_client("42"), str(session.public_id)) == [404, 404, 404, 404, 404]
     assert _owner_browser().get(f"/session/{session.public_id}").status_code == 200
 
 
@@ -94,25 +94,26 @@ def test_a_bad_token_is_a_401_even_with_an_owner_cookie(upstream, token, reason)
     browser = _owner_browser()
     browser.defaults["HTTP_AUTHORIZATION"] = f"Bearer {token()}"
 
-    created = post_json(browser, "/session", {"model": "gpt-realtime", "voice": "marin"})
-    read = browser.get(f"/session/{session.public_id}")
+    with nothing_changes(upstream):
+        created = post_json(browser, "/session", {"model": "gpt-realtime", "voice": "marin"})
+        read = browser.get(f"/session/{session.public_id}")
 
     assert created.status_code == 401, created.content
     assert reason in created.json()["detail"]
     assert created["WWW-Authenticate"] == 'Bearer realm="sessions"'
     assert read.status_code == 401
-    assert list(Session.objects.values_list("pk", flat=True)) == [session.pk]
 
 
 @pytest.mark.django_db
 def test_tokens_are_refused_when_the_server_has_no_key(upstream, settings):
     settings.HOST_TOKEN_SECRET = ""
+    body = {"model": "gpt-realtime", "voice": "marin"}
 
-    response = post_json(user_client("42"), "/session", {"model": "gpt-realtime", "voice": "marin"})
+    with nothing_changes(upstream):
+        response = post_json(user_client("42"), "/session", body)
 
     assert response.status_code == 401
     assert response.json()["detail"] == "Bearer tokens are not enabled on this server."
-    assert not Session.objects.exists()
 
 
 @pytest.mark.django_db
@@ -168,7 +169,8 @@ def test_request_user_of_a_host_django_project_owns_the_sessions_of_its_id(upstr
     page.get("/")  # the csrftoken cookie
     body = {"model": "gpt-realtime", "voice": "marin"}
 
-    without_csrf = post_json(page, "/session", body)
+    with nothing_changes(upstream):
+        without_csrf = post_json(page, "/session", body)
     created = post_json(page, "/session", body, HTTP_X_CSRFTOKEN=page.cookies["csrftoken"].value)
 
     # The Django login is ambient authority: CSRF applies to it as to the cookie.
@@ -178,7 +180,8 @@ def test_request_user_of_a_host_django_project_owns_the_sessions_of_its_id(upstr
     assert session.owner_subject == str(user.pk)
     # The host's token for the same user id reaches the same session; nobody else does.
     assert user_client(str(user.pk)).get(f"/session/{session.public_id}").status_code == 200
-    assert user_client("someone-else").get(f"/session/{session.public_id}").status_code == 404
+    with nothing_changes():
+        assert user_client("someone-else").get(f"/session/{session.public_id}").status_code == 404
 
 
 @pytest.mark.django_db

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -24,6 +25,7 @@ from tests.factories import (
     TranscriptTurnFactory,
 )
 from tests.sessions_app.helpers import post_json
+from tests.unchanged import nothing_changes
 
 pytestmark = pytest.mark.django_db
 
@@ -195,7 +197,8 @@ def test_reads_of_another_clients_session_are_404(
     TranscriptTurnFactory.create(session=session)
 
     for client in (stranger, browser):
-        response = client.get(path.format(id=session.public_id))
+        with nothing_changes():
+            response = client.get(path.format(id=session.public_id))
         assert response.status_code == 404
         assert response.json() == {"detail": "Session not found."}
 
@@ -214,10 +217,12 @@ def test_extract_profile_is_routed_to_the_extraction_view() -> None:
     assert resolve("/extract-profile").func.view_class is ExtractProfileView  # type: ignore[attr-defined]
 
 
-def test_extract_profile_of_another_clients_session_is_404(stranger: Client) -> None:
+def test_extract_profile_of_another_clients_session_is_404(upstream: Any, stranger: Client) -> None:
     session = SessionFactory.create()
+    TranscriptTurnFactory.create(session=session)
 
-    response = post_json(stranger, "/extract-profile", {"sessionId": str(session.public_id)})
+    with nothing_changes(upstream):
+        response = post_json(stranger, "/extract-profile", {"sessionId": str(session.public_id)})
 
     assert response.status_code == 404
 
@@ -307,6 +312,7 @@ def test_transcript_file_of_another_browser_or_of_an_unknown_kind_is_404(
 ) -> None:
     session = SessionFactory.create()
 
-    assert stranger.get(f"/session/{session.public_id}/transcript.md").status_code == 404
-    assert owner.get(f"/session/{session.public_id}/transcript.txt").status_code == 404
+    with nothing_changes():
+        assert stranger.get(f"/session/{session.public_id}/transcript.md").status_code == 404
+        assert owner.get(f"/session/{session.public_id}/transcript.txt").status_code == 404
     assert owner.get("/session/not-a-uuid/transcript.md").status_code == 400

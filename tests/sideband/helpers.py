@@ -234,14 +234,27 @@ def ended(call: Call, *, timeout: float = 10.0) -> Call:
     return call
 
 
+# --- The page's live socket -----------------------------------------------------------------
+
+# The origin a page of the test server sends (sideband.origin compares it with the Host).
+ORIGIN = (b"origin", b"http://testserver")
+
+
+def cookie_header(credential: str = OWNER_CREDENTIAL) -> tuple[bytes, bytes]:
+    """The client cookie a browser holding `credential` sends (the owner's by default)."""
+    return (b"cookie", f"{django_settings.CLIENT_COOKIE_NAME}={credential}".encode())
+
+
+def socket_to(
+    session_id: Any, headers: list[tuple[bytes, bytes]], *, path: str = ""
+) -> WebsocketCommunicator:
+    """A live socket to `ws/session/<session_id>/` (or to `path`) sending `headers` (its
+    origin and credential: ORIGIN, cookie_header()), on host testserver unless they name one."""
+    if not any(name == b"host" for name, _ in headers):
+        headers = [(b"host", b"testserver"), *headers]
+    return WebsocketCommunicator(application, path or f"/ws/session/{session_id}/", headers=headers)
+
+
 def page_socket(session: Session) -> WebsocketCommunicator:
     """The session's live socket as its owner's page opens it (cookie and origin)."""
-    return WebsocketCommunicator(
-        application,
-        f"/ws/session/{session.public_id}/",
-        headers=[
-            (b"origin", b"http://testserver"),
-            (b"host", b"testserver"),
-            (b"cookie", f"{django_settings.CLIENT_COOKIE_NAME}={OWNER_CREDENTIAL}".encode()),
-        ],
-    )
+    return socket_to(session.public_id, [ORIGIN, cookie_header()])

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import connections
 
 from realtime_emulator.testing import EmulatorError
 from sessions_app.models import Call
@@ -35,14 +34,7 @@ if TYPE_CHECKING:
 
     from realtime_emulator.testing import EmulatorServer
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-async def _close_db_in_sync_thread() -> Any:
-    """The ORM ran in asgiref's sync thread: close its connection so the test DB can drop."""
-    yield
-    await sync_to_async(connections.close_all)()
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("orm_thread_closed")]
 
 
 async def _until(communicator: WebsocketCommunicator, kind: str) -> dict[str, Any]:
